@@ -1,0 +1,195 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// config is every setting of the service. Each comes from an environment
+// variable, which a command-line flag of the same meaning may override.
+type config struct {
+	Addr                 string
+	DatabaseURL          string
+	Catalogue            catalogueConfig
+	JWTSecret            string
+	TokenTTL             time.Duration
+	BcryptCost           int
+	PublicURL            string
+	CounterFlushInterval time.Duration
+	Pool                 poolConfig
+	LogLevel             slog.Level
+	ShutdownTimeout      time.Duration
+}
+
+// poolConfig sizes the database connection pool. SQLite always has one
+// writer connection; MaxOpen sizes its reader pool, or PostgreSQL's pool.
+type poolConfig struct {
+	MaxOpen     int
+	MaxIdle     int
+	MaxLifetime time.Duration
+	MaxIdleTime time.Duration
+}
+
+// setting describes one configuration variable: where it comes from, its
+// default, and how it is parsed into the config.
+type setting struct {
+	env, flag, def, usage string
+	parse                 func(string) error
+}
+
+func (c *config) settings() []setting {
+	return []setting{
+		{"ADDR", "addr", ":8000", "listen address", str(&c.Addr)},
+		{"DATABASE_URL", "database-url", "movies.db", "SQLite file path, or postgres://… URL", str(&c.DatabaseURL)},
+		{"MOVIES_API_URL", "movies-api-url", "https://demo.credy.in/api/v1/maya/movies/", "catalogue URL", absURL(&c.Catalogue.URL)},
+		{"MOVIES_API_USERNAME", "", "", "catalogue basic-auth user", str(&c.Catalogue.Username)},
+		{"MOVIES_API_PASSWORD", "", "", "catalogue basic-auth password", str(&c.Catalogue.Password)},
+		{"MOVIES_API_TIMEOUT", "movies-api-timeout", "5s", "time limit of one catalogue attempt", positiveDuration(&c.Catalogue.Timeout)},
+		{"MOVIES_API_MAX_ATTEMPTS", "movies-api-max-attempts", "5", "catalogue attempts per page (1-20)", intIn(&c.Catalogue.MaxAttempts, 1, 20)},
+		{"JWT_SECRET", "", "", "HS256 key; none: generated once and kept in the database", str(&c.JWTSecret)},
+		{"TOKEN_TTL", "token-ttl", "24h", "access-token lifetime", positiveDuration(&c.TokenTTL)},
+		{"BCRYPT_COST", "bcrypt-cost", "10", "bcrypt work factor for passwords (4-31)", intIn(&c.BcryptCost, 4, 31)},
+		{"PUBLIC_URL", "public-url", "", "public base URL for next/previous links", optionalURL(&c.PublicURL)},
+		{"COUNTER_FLUSH_INTERVAL", "counter-flush-interval", "100ms", "how often the request count is persisted; 0: on every request", nonNegativeDuration(&c.CounterFlushInterval)},
+		{"DB_MAX_OPEN_CONNS", "db-max-open-conns", "0", "database pool size; 0: 2 per CPU for SQLite readers, 10 for PostgreSQL", intIn(&c.Pool.MaxOpen, 0, 1000)},
+		{"DB_MAX_IDLE_CONNS", "db-max-idle-conns", "0", "idle connections kept; 0: as many as open", intIn(&c.Pool.MaxIdle, 0, 1000)},
+		{"DB_CONN_MAX_LIFETIME", "db-conn-max-lifetime", "30m", "PostgreSQL connection lifetime; 0: unlimited", nonNegativeDuration(&c.Pool.MaxLifetime)},
+		{"DB_CONN_MAX_IDLE_TIME", "db-conn-max-idle-time", "5m", "PostgreSQL idle connection lifetime; 0: unlimited", nonNegativeDuration(&c.Pool.MaxIdleTime)},
+		{"LOG_LEVEL", "log-level", "info", "debug, info, warn or error", logLevel(&c.LogLevel)},
+		{"SHUTDOWN_TIMEOUT", "shutdown-timeout", "30s", "how long shutdown waits for requests in flight", positiveDuration(&c.ShutdownTimeout)},
+	}
+}
+
+// loadConfig reads every setting from flags, then the environment, then the
+// defaults. A value that cannot be parsed stops the start with its name.
+func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (config, error) {
+	var c config
+	settings := c.settings()
+
+	name := "movies"
+	if len(args) > 0 {
+		name, args = args[0], args[1:]
+	}
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	flagValues := map[string]*string{}
+	for _, s := range settings {
+		if s.flag != "" {
+			// Secrets have no flag: a flag shows up in the process list.
+			flagValues[s.flag] = fs.String(s.flag, "", fmt.Sprintf("%s (env %s, default %q)", s.usage, s.env, s.def))
+		}
+	}
+	if err := fs.Parse(args); err != nil {
+		return c, err
+	}
+	if fs.NArg() > 0 {
+		return c, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+
+	var errs []error
+	for _, s := range settings {
+		v, from := s.def, s.env
+		if s.flag != "" && set[s.flag] {
+			v, from = *flagValues[s.flag], "-"+s.flag
+		} else if e := getenv(s.env); e != "" {
+			v = e
+		}
+		if err := s.parse(strings.TrimSpace(v)); err != nil {
+			errs = append(errs, fmt.Errorf("invalid %s: %w", from, err))
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return c, err
+	}
+	return c, nil
+}
+
+// writeTimeout bounds how long a response may take to write: long enough
+// for every catalogue attempt and the waits between them.
+func (c config) writeTimeout() time.Duration {
+	return time.Duration(c.Catalogue.MaxAttempts)*(c.Catalogue.Timeout+maxBackoff) + 10*time.Second
+}
+
+func str(p *string) func(string) error {
+	return func(v string) error { *p = v; return nil }
+}
+
+func positiveDuration(p *time.Duration) func(string) error {
+	return func(v string) error {
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			return fmt.Errorf("%q is not a positive duration such as 5s", v)
+		}
+		*p = d
+		return nil
+	}
+}
+
+func nonNegativeDuration(p *time.Duration) func(string) error {
+	return func(v string) error {
+		if v == "0" {
+			*p = 0
+			return nil
+		}
+		d, err := time.ParseDuration(v)
+		if err != nil || d < 0 {
+			return fmt.Errorf("%q is not a duration such as 100ms, or 0", v)
+		}
+		*p = d
+		return nil
+	}
+}
+
+func intIn(p *int, lo, hi int) func(string) error {
+	return func(v string) error {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < lo || n > hi {
+			return fmt.Errorf("%q is not a whole number from %d to %d", v, lo, hi)
+		}
+		*p = n
+		return nil
+	}
+}
+
+func absURL(p *string) func(string) error {
+	return func(v string) error {
+		u, err := url.Parse(v)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return fmt.Errorf("%q is not an absolute http(s) URL", v)
+		}
+		*p = v
+		return nil
+	}
+}
+
+func optionalURL(p *string) func(string) error {
+	return func(v string) error {
+		if v == "" {
+			*p = ""
+			return nil
+		}
+		if err := absURL(p)(v); err != nil {
+			return err
+		}
+		*p = strings.TrimRight(v, "/")
+		return nil
+	}
+}
+
+func logLevel(p *slog.Level) func(string) error {
+	return func(v string) error {
+		if err := p.UnmarshalText([]byte(v)); err != nil {
+			return fmt.Errorf("%q is not one of debug, info, warn, error", v)
+		}
+		return nil
+	}
+}

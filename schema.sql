@@ -1,0 +1,58 @@
+-- SQLite schema, as numbered migrations. A database records the last one
+-- applied in schema_migrations; opening it applies the rest, in order, in one
+-- transaction. Never edit a migration that has shipped: add the next one.
+-- schema_postgres.sql holds the same migrations in PostgreSQL's dialect.
+
+-- migration 1: accounts, settings, request counter
+CREATE TABLE users (
+    id            INTEGER PRIMARY KEY,
+    username      TEXT    NOT NULL,
+    password_hash TEXT    NOT NULL,
+    created_at    TEXT    NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
+);
+-- Usernames are ASCII, so lower() folds case the same way on every backend.
+CREATE UNIQUE INDEX users_username_key ON users (lower(username));
+
+CREATE TABLE settings (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+
+CREATE TABLE request_counter (
+    id    INTEGER PRIMARY KEY CHECK (id = 1),
+    value INTEGER NOT NULL
+);
+INSERT INTO request_counter (id, value) VALUES (1, 0);
+
+-- migration 2: collections, their movies, and each user's genre tally
+CREATE TABLE collections (
+    id          INTEGER PRIMARY KEY,
+    uuid        TEXT    NOT NULL UNIQUE,
+    user_id     INTEGER NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    title       TEXT    NOT NULL,
+    description TEXT    NOT NULL,
+    created_at  TEXT    NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
+);
+CREATE INDEX collections_user ON collections (user_id, id);
+
+-- Each entry is the user's own copy of the movie as they sent it.
+CREATE TABLE collection_movies (
+    collection_id INTEGER NOT NULL REFERENCES collections (id) ON DELETE CASCADE,
+    position      INTEGER NOT NULL,
+    movie_uuid    TEXT    NOT NULL,
+    title         TEXT    NOT NULL,
+    description   TEXT    NOT NULL,
+    genres        TEXT    NOT NULL,
+    PRIMARY KEY (collection_id, position),
+    UNIQUE (collection_id, movie_uuid)
+);
+
+-- How many movie entries of the user's collections carry each genre, kept
+-- up to date by every collection write so that reading the favourites
+-- never scans the movies.
+CREATE TABLE user_genres (
+    user_id INTEGER NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    genre   TEXT    NOT NULL,
+    n       INTEGER NOT NULL,
+    PRIMARY KEY (user_id, genre)
+);

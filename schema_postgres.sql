@@ -1,0 +1,51 @@
+-- PostgreSQL schema: the same numbered migrations as schema.sql, in
+-- PostgreSQL's dialect. Keep the two files in step.
+
+-- migration 1: accounts, settings, request counter
+CREATE TABLE users (
+    id            BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    username      TEXT        NOT NULL,
+    password_hash TEXT        NOT NULL,
+    created_at    TIMESTAMPTZ NOT NULL DEFAULT now()
+);
+CREATE UNIQUE INDEX users_username_key ON users (lower(username));
+
+CREATE TABLE settings (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+
+CREATE TABLE request_counter (
+    id    INTEGER PRIMARY KEY CHECK (id = 1),
+    value BIGINT  NOT NULL
+);
+INSERT INTO request_counter (id, value) VALUES (1, 0);
+
+-- migration 2: collections, their movies, and each user's genre tally
+CREATE TABLE collections (
+    id          BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    uuid        TEXT        NOT NULL UNIQUE,
+    user_id     BIGINT      NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    title       TEXT        NOT NULL,
+    description TEXT        NOT NULL,
+    created_at  TIMESTAMPTZ NOT NULL DEFAULT now()
+);
+CREATE INDEX collections_user ON collections (user_id, id);
+
+CREATE TABLE collection_movies (
+    collection_id BIGINT  NOT NULL REFERENCES collections (id) ON DELETE CASCADE,
+    position      INTEGER NOT NULL,
+    movie_uuid    TEXT    NOT NULL,
+    title         TEXT    NOT NULL,
+    description   TEXT    NOT NULL,
+    genres        TEXT    NOT NULL,
+    PRIMARY KEY (collection_id, position),
+    UNIQUE (collection_id, movie_uuid)
+);
+
+CREATE TABLE user_genres (
+    user_id BIGINT  NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    genre   TEXT    NOT NULL,
+    n       INTEGER NOT NULL,
+    PRIMARY KEY (user_id, genre)
+);

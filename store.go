@@ -1,0 +1,578 @@
+package main
+
+import (
+	"context"
+	"database/sql"
+	_ "embed"
+	"errors"
+	"fmt"
+	"net/url"
+	"regexp"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" driver
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+)
+
+var (
+	//go:embed schema.sql
+	sqliteSchema string
+	//go:embed schema_postgres.sql
+	postgresSchema string
+)
+
+// Errors the store returns for conditions the caller answers as 4xx.
+var (
+	errNotFound      = errors.New("not found")
+	errUsernameTaken = errors.New("username taken")
+	errNoSuchUser    = errors.New("user does not exist")
+)
+
+// dialect holds what differs between SQLite and PostgreSQL. Queries are
+// shared: both bind $1-style parameters and understand RETURNING and
+// ON CONFLICT.
+type dialect struct {
+	name   string
+	schema string
+	// forUpdate locks a selected row until the transaction ends. SQLite
+	// needs none: its writer holds the whole database.
+	forUpdate string
+	// lockMigrations serialises schema changes between processes.
+	lockMigrations string
+}
+
+var (
+	sqliteDialect   = dialect{name: "sqlite", schema: sqliteSchema}
+	postgresDialect = dialect{
+		name:           "postgres",
+		schema:         postgresSchema,
+		forUpdate:      " FOR UPDATE",
+		lockMigrations: "SELECT pg_advisory_xact_lock(7340521)",
+	}
+)
+
+// isUniqueViolation reports whether err is a UNIQUE or PRIMARY KEY
+// constraint failure, by the driver's error code.
+func isUniqueViolation(err error) bool {
+	var se *sqlite.Error
+	if errors.As(err, &se) {
+		return se.Code() == sqlite3.SQLITE_CONSTRAINT_UNIQUE || se.Code() == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY
+	}
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && pe.Code == "23505"
+}
+
+// isForeignKeyViolation reports whether err is a foreign key failure.
+func isForeignKeyViolation(err error) bool {
+	var se *sqlite.Error
+	if errors.As(err, &se) {
+		return se.Code() == sqlite3.SQLITE_CONSTRAINT_FOREIGNKEY
+	}
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && pe.Code == "23503"
+}
+
+// Store keeps users, collections, settings and the request count in
+// SQLite (the default) or PostgreSQL.
+type Store struct {
+	dialect
+	// write runs every write. For SQLite it is a single connection whose
+	// transactions begin IMMEDIATE, so writers queue here instead of
+	// failing with SQLITE_BUSY; for PostgreSQL it is the same pool as read.
+	write *sql.DB
+	read  *sql.DB
+	desc  string
+}
+
+// openStore opens the database that dsn names and brings its schema up
+// to date: a postgres:// or postgresql:// URL, or else a SQLite file path.
+func openStore(ctx context.Context, dsn string, pool poolConfig) (*Store, error) {
+	var s *Store
+	var err error
+	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
+		s, err = openPostgres(dsn, pool)
+	} else {
+		s, err = openSQLite(dsn, pool)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if err := s.migrate(ctx); err != nil {
+		s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+func openSQLite(path string, pool poolConfig) (*Store, error) {
+	path = strings.TrimPrefix(strings.TrimPrefix(path, "sqlite://"), "sqlite:")
+	if path == "" || strings.ContainsAny(path, "?#") || path == ":memory:" {
+		return nil, fmt.Errorf("%q is not a SQLite file path", path)
+	}
+	// PRAGMAs go in the DSN so that every pooled connection gets them;
+	// busy_timeout first, so the others wait rather than fail.
+	base := "file:" + (&url.URL{Path: path}).EscapedPath() +
+		"?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_pragma=foreign_keys(ON)"
+	write, err := sql.Open("sqlite", base+"&_txlock=immediate")
+	if err != nil {
+		return nil, err
+	}
+	write.SetMaxOpenConns(1)
+	write.SetMaxIdleConns(1)
+	write.SetConnMaxLifetime(0)
+	write.SetConnMaxIdleTime(0)
+
+	read, err := sql.Open("sqlite", base+"&_pragma=query_only(1)")
+	if err != nil {
+		write.Close()
+		return nil, err
+	}
+	n := pool.MaxOpen
+	if n == 0 {
+		n = max(4, 2*runtime.NumCPU())
+	}
+	read.SetMaxOpenConns(n)
+	read.SetMaxIdleConns(n)
+	read.SetConnMaxLifetime(0)
+	read.SetConnMaxIdleTime(0)
+	return &Store{dialect: sqliteDialect, write: write, read: read, desc: "sqlite:" + path}, nil
+}
+
+func openPostgres(dsn string, pool poolConfig) (*Store, error) {
+	u, err := url.Parse(dsn)
+	if err != nil {
+		return nil, errors.New("DATABASE_URL is not a valid URL")
+	}
+	db, err := sql.Open("pgx", dsn)
+	if err != nil {
+		return nil, err
+	}
+	n := pool.MaxOpen
+	if n == 0 {
+		n = 10
+	}
+	idle := pool.MaxIdle
+	if idle == 0 {
+		idle = n
+	}
+	db.SetMaxOpenConns(n)
+	db.SetMaxIdleConns(idle)
+	db.SetConnMaxLifetime(pool.MaxLifetime)
+	db.SetConnMaxIdleTime(pool.MaxIdleTime)
+	// Describe the database without its password.
+	return &Store{dialect: postgresDialect, write: db, read: db, desc: "postgres://" + u.Host + u.Path}, nil
+}
+
+// Describe names the database for logs, without credentials.
+func (s *Store) Describe() string { return s.desc }
+
+// Close closes every connection.
+func (s *Store) Close() error {
+	err := s.write.Close()
+	if s.read != s.write {
+		err = errors.Join(err, s.read.Close())
+	}
+	return err
+}
+
+// Ping reports whether the database answers.
+func (s *Store) Ping(ctx context.Context) error {
+	var one int
+	return s.read.QueryRowContext(ctx, "SELECT 1").Scan(&one)
+}
+
+var migrationHeader = regexp.MustCompile(`(?m)^-- migration (\d+):.*$`)
+
+// migrations splits a schema file into its numbered migrations.
+func migrations(schema string) ([]string, error) {
+	locs := migrationHeader.FindAllStringSubmatchIndex(schema, -1)
+	var out []string
+	for i, loc := range locs {
+		n, _ := strconv.Atoi(schema[loc[2]:loc[3]])
+		if n != i+1 {
+			return nil, fmt.Errorf("schema: migration %d found where %d was expected", n, i+1)
+		}
+		end := len(schema)
+		if i+1 < len(locs) {
+			end = locs[i+1][0]
+		}
+		out = append(out, schema[loc[1]:end])
+	}
+	return out, nil
+}
+
+// migrate applies, in one transaction, every migration the database has
+// not seen yet. Concurrent starts are serialised: by the SQLite write lock
+// that an IMMEDIATE transaction takes, or by a PostgreSQL advisory lock.
+func (s *Store) migrate(ctx context.Context) error {
+	steps, err := migrations(s.schema)
+	if err != nil {
+		return err
+	}
+	tx, err := s.write.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	defer tx.Rollback()
+	if s.lockMigrations != "" {
+		if _, err := tx.ExecContext(ctx, s.lockMigrations); err != nil {
+			return fmt.Errorf("migrate: lock: %w", err)
+		}
+	}
+	if _, err := tx.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY)`); err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	var current int
+	if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_migrations`).Scan(&current); err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	if current > len(steps) {
+		return fmt.Errorf("migrate: the database is at schema version %d, newer than this build knows (%d)", current, len(steps))
+	}
+	for v := current + 1; v <= len(steps); v++ {
+		if _, err := tx.ExecContext(ctx, steps[v-1]); err != nil {
+			return fmt.Errorf("migrate to version %d: %w", v, err)
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (version) VALUES ($1)`, v); err != nil {
+			return fmt.Errorf("migrate to version %d: %w", v, err)
+		}
+	}
+	return tx.Commit()
+}
+
+// withTx runs fn in a write transaction and commits it if fn succeeds.
+func (s *Store) withTx(ctx context.Context, fn func(*sql.Tx) error) error {
+	tx, err := s.write.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	if err := fn(tx); err != nil {
+		return err
+	}
+	return tx.Commit()
+}
+
+// user is an account as stored.
+type user struct {
+	ID           int64
+	Username     string
+	PasswordHash string
+}
+
+// CreateUser adds an account and returns its id, or errUsernameTaken when
+// the name exists in any letter case. The unique index decides, so racing
+// registrations of one name create one account.
+func (s *Store) CreateUser(ctx context.Context, username, passwordHash string) (int64, error) {
+	var id int64
+	err := s.write.QueryRowContext(ctx,
+		`INSERT INTO users (username, password_hash) VALUES ($1, $2) RETURNING id`,
+		username, passwordHash).Scan(&id)
+	if isUniqueViolation(err) {
+		return 0, errUsernameTaken
+	}
+	if err != nil {
+		return 0, fmt.Errorf("create user: %w", err)
+	}
+	return id, nil
+}
+
+// UserByName finds an account by name in any letter case.
+func (s *Store) UserByName(ctx context.Context, username string) (user, error) {
+	var u user
+	err := s.read.QueryRowContext(ctx,
+		`SELECT id, username, password_hash FROM users WHERE lower(username) = $1`,
+		strings.ToLower(username)).Scan(&u.ID, &u.Username, &u.PasswordHash)
+	if errors.Is(err, sql.ErrNoRows) {
+		return u, errNotFound
+	}
+	if err != nil {
+		return u, fmt.Errorf("find user: %w", err)
+	}
+	return u, nil
+}
+
+// Setting returns the stored value of key. When there is none it stores
+// fallback first, unless another process stored a value before, which
+// then wins: every process ends up with the same value.
+func (s *Store) Setting(ctx context.Context, key, fallback string) (string, error) {
+	if _, err := s.write.ExecContext(ctx,
+		`INSERT INTO settings (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING`, key, fallback); err != nil {
+		return "", fmt.Errorf("store setting %s: %w", key, err)
+	}
+	var v string
+	if err := s.write.QueryRowContext(ctx, `SELECT value FROM settings WHERE key = $1`, key).Scan(&v); err != nil {
+		return "", fmt.Errorf("read setting %s: %w", key, err)
+	}
+	return v, nil
+}
+
+// AddRequests adds delta to the persisted request count in one atomic
+// statement and returns the new total.
+func (s *Store) AddRequests(ctx context.Context, delta int64) (int64, error) {
+	var total int64
+	err := s.write.QueryRowContext(ctx,
+		`UPDATE request_counter SET value = value + $1 WHERE id = 1 RETURNING value`, delta).Scan(&total)
+	if err != nil {
+		return 0, fmt.Errorf("add requests: %w", err)
+	}
+	return total, nil
+}
+
+// ResetRequests sets the persisted request count to zero.
+func (s *Store) ResetRequests(ctx context.Context) error {
+	if _, err := s.write.ExecContext(ctx, `UPDATE request_counter SET value = 0 WHERE id = 1`); err != nil {
+		return fmt.Errorf("reset requests: %w", err)
+	}
+	return nil
+}
+
+// CreateCollection stores c, movies included, for the user in one
+// transaction. It returns errNoSuchUser when the account is gone.
+func (s *Store) CreateCollection(ctx context.Context, userID int64, c collection) error {
+	err := s.withTx(ctx, func(tx *sql.Tx) error {
+		var id int64
+		if err := tx.QueryRowContext(ctx,
+			`INSERT INTO collections (uuid, user_id, title, description) VALUES ($1, $2, $3, $4) RETURNING id`,
+			c.UUID, userID, c.Title, c.Description).Scan(&id); err != nil {
+			return err
+		}
+		if err := insertMovies(ctx, tx, id, c.Movies); err != nil {
+			return err
+		}
+		tally := map[string]int{}
+		tallyGenres(tally, c.Movies, +1)
+		return applyGenreTally(ctx, tx, userID, tally)
+	})
+	if isForeignKeyViolation(err) {
+		return errNoSuchUser
+	}
+	if err != nil {
+		return fmt.Errorf("create collection: %w", err)
+	}
+	return nil
+}
+
+// insertMovies adds movies to a collection, many rows per statement.
+func insertMovies(ctx context.Context, tx *sql.Tx, collectionID int64, movies []movie) error {
+	const perStatement = 100
+	for start := 0; start < len(movies); start += perStatement {
+		batch := movies[start:min(start+perStatement, len(movies))]
+		var q strings.Builder
+		q.WriteString(`INSERT INTO collection_movies (collection_id, position, movie_uuid, title, description, genres) VALUES `)
+		args := make([]any, 0, len(batch)*6)
+		for i, m := range batch {
+			if i > 0 {
+				q.WriteByte(',')
+			}
+			n := len(args)
+			fmt.Fprintf(&q, "($%d,$%d,$%d,$%d,$%d,$%d)", n+1, n+2, n+3, n+4, n+5, n+6)
+			args = append(args, collectionID, start+i, m.UUID, m.Title, m.Description, m.Genres)
+		}
+		if _, err := tx.ExecContext(ctx, q.String(), args...); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// applyGenreTally adds tally to the user's genre counts and drops the
+// genres that no movie carries any more. Genres are applied in name order
+// so that concurrent PostgreSQL transactions lock rows in one order.
+func applyGenreTally(ctx context.Context, tx *sql.Tx, userID int64, tally map[string]int) error {
+	genres := make([]string, 0, len(tally))
+	for g, n := range tally {
+		if n != 0 {
+			genres = append(genres, g)
+		}
+	}
+	if len(genres) == 0 {
+		return nil
+	}
+	slices.Sort(genres)
+	for _, g := range genres {
+		if _, err := tx.ExecContext(ctx,
+			`INSERT INTO user_genres (user_id, genre, n) VALUES ($1, $2, $3)
+			 ON CONFLICT (user_id, genre) DO UPDATE SET n = user_genres.n + excluded.n`,
+			userID, g, tally[g]); err != nil {
+			return err
+		}
+	}
+	_, err := tx.ExecContext(ctx, `DELETE FROM user_genres WHERE user_id = $1 AND n <= 0`, userID)
+	return err
+}
+
+// Collections returns the user's collections, oldest first, and their
+// genre counts, read in one statement so that both come from one snapshot.
+func (s *Store) Collections(ctx context.Context, userID int64) ([]collectionSummary, []genreCount, error) {
+	rows, err := s.read.QueryContext(ctx,
+		`SELECT 0 AS kind, id AS ord, uuid, title, description FROM collections WHERE user_id = $1
+		 UNION ALL
+		 SELECT 1, n, genre, '', '' FROM user_genres WHERE user_id = $1
+		 ORDER BY 1, 2`, userID)
+	if err != nil {
+		return nil, nil, fmt.Errorf("list collections: %w", err)
+	}
+	defer rows.Close()
+	list := []collectionSummary{}
+	var genres []genreCount
+	for rows.Next() {
+		var kind, ord int64
+		var c collectionSummary
+		if err := rows.Scan(&kind, &ord, &c.UUID, &c.Title, &c.Description); err != nil {
+			return nil, nil, fmt.Errorf("list collections: %w", err)
+		}
+		if kind == 0 {
+			list = append(list, c)
+		} else {
+			genres = append(genres, genreCount{Genre: c.UUID, N: int(ord)})
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, nil, fmt.Errorf("list collections: %w", err)
+	}
+	return list, genres, nil
+}
+
+// Collection returns one of the user's collections with its movies, or
+// errNotFound when the user has no collection with that UUID.
+func (s *Store) Collection(ctx context.Context, userID int64, id string) (collection, error) {
+	c, err := queryCollection(ctx, s.read, userID, id)
+	if err != nil && !errors.Is(err, errNotFound) {
+		err = fmt.Errorf("get collection: %w", err)
+	}
+	return c, err
+}
+
+type querier interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+}
+
+// queryCollection reads a collection and its movies in one statement.
+func queryCollection(ctx context.Context, q querier, userID int64, id string) (collection, error) {
+	c := collection{UUID: id, Movies: []movie{}}
+	rows, err := q.QueryContext(ctx,
+		`SELECT c.title, c.description, m.movie_uuid, m.title, m.description, m.genres
+		 FROM collections c LEFT JOIN collection_movies m ON m.collection_id = c.id
+		 WHERE c.uuid = $1 AND c.user_id = $2
+		 ORDER BY m.position`, id, userID)
+	if err != nil {
+		return c, err
+	}
+	defer rows.Close()
+	found := false
+	for rows.Next() {
+		found = true
+		var mid, mtitle, mdesc, mgenres sql.NullString
+		if err := rows.Scan(&c.Title, &c.Description, &mid, &mtitle, &mdesc, &mgenres); err != nil {
+			return c, err
+		}
+		if mid.Valid {
+			c.Movies = append(c.Movies, movie{UUID: mid.String, Title: mtitle.String, Description: mdesc.String, Genres: mgenres.String})
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return c, err
+	}
+	if !found {
+		return c, errNotFound
+	}
+	return c, nil
+}
+
+// lockCollection finds the user's collection and, on PostgreSQL, locks its
+// row until tx ends, so that concurrent writers of one collection take
+// turns. It returns the row id and the movies' genres.
+func (s *Store) lockCollection(ctx context.Context, tx *sql.Tx, userID int64, id string) (int64, []movie, error) {
+	var rowID int64
+	err := tx.QueryRowContext(ctx,
+		`SELECT id FROM collections WHERE uuid = $1 AND user_id = $2`+s.forUpdate, id, userID).Scan(&rowID)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, nil, errNotFound
+	}
+	if err != nil {
+		return 0, nil, err
+	}
+	rows, err := tx.QueryContext(ctx, `SELECT genres FROM collection_movies WHERE collection_id = $1`, rowID)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer rows.Close()
+	var old []movie
+	for rows.Next() {
+		var m movie
+		if err := rows.Scan(&m.Genres); err != nil {
+			return 0, nil, err
+		}
+		old = append(old, m)
+	}
+	return rowID, old, rows.Err()
+}
+
+// UpdateCollection applies the fields of in that are set (movies replace
+// the whole list) in one transaction and returns the collection as stored.
+func (s *Store) UpdateCollection(ctx context.Context, userID int64, id string, in collectionInput) (collection, error) {
+	var c collection
+	err := s.withTx(ctx, func(tx *sql.Tx) error {
+		rowID, old, err := s.lockCollection(ctx, tx, userID, id)
+		if err != nil {
+			return err
+		}
+		if in.Title != nil {
+			if _, err := tx.ExecContext(ctx, `UPDATE collections SET title = $1 WHERE id = $2`, *in.Title, rowID); err != nil {
+				return err
+			}
+		}
+		if in.Description != nil {
+			if _, err := tx.ExecContext(ctx, `UPDATE collections SET description = $1 WHERE id = $2`, *in.Description, rowID); err != nil {
+				return err
+			}
+		}
+		if in.Movies != nil {
+			if _, err := tx.ExecContext(ctx, `DELETE FROM collection_movies WHERE collection_id = $1`, rowID); err != nil {
+				return err
+			}
+			if err := insertMovies(ctx, tx, rowID, *in.Movies); err != nil {
+				return err
+			}
+			tally := map[string]int{}
+			tallyGenres(tally, old, -1)
+			tallyGenres(tally, *in.Movies, +1)
+			if err := applyGenreTally(ctx, tx, userID, tally); err != nil {
+				return err
+			}
+		}
+		c, err = queryCollection(ctx, tx, userID, id)
+		return err
+	})
+	if err != nil && !errors.Is(err, errNotFound) {
+		err = fmt.Errorf("update collection: %w", err)
+	}
+	return c, err
+}
+
+// DeleteCollection removes one of the user's collections and its movie
+// entries, or returns errNotFound.
+func (s *Store) DeleteCollection(ctx context.Context, userID int64, id string) error {
+	err := s.withTx(ctx, func(tx *sql.Tx) error {
+		rowID, old, err := s.lockCollection(ctx, tx, userID, id)
+		if err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `DELETE FROM collections WHERE id = $1`, rowID); err != nil {
+			return err
+		}
+		tally := map[string]int{}
+		tallyGenres(tally, old, -1)
+		return applyGenreTally(ctx, tx, userID, tally)
+	})
+	if err != nil && !errors.Is(err, errNotFound) {
+		err = fmt.Errorf("delete collection: %w", err)
+	}
+	return err
+}
