@@ -1,0 +1,88 @@
+package main
+
+import (
+	"net/http"
+	"strings"
+	"testing"
+)
+
+func TestRoutingErrorsAreJSON(t *testing.T) {
+	app := newApp(t)
+	u := app.newUser()
+	tests := []struct {
+		name, method, path string
+		status             int
+		code, allow        string
+	}{
+		{"unknown route", "GET", "/nope/", 404, "not_found", ""},
+		{"unknown route with token", "GET", "/collections/", 404, "not_found", ""},
+		{"root", "GET", "/", 404, "not_found", ""},
+		{"wrong method on register", "GET", "/register/", 405, "method_not_allowed", "POST"},
+		{"wrong method without slash", "DELETE", "/login", 405, "method_not_allowed", "POST"},
+		{"wrong method on collection list", "PATCH", "/collection/", 405, "method_not_allowed", "GET, HEAD, POST"},
+		{"wrong method on one collection", "POST", "/collection/00000000-0000-4000-8000-000000000000/", 405, "method_not_allowed", "DELETE, GET, HEAD, PUT"},
+		{"wrong method on reset", "GET", "/request-count/reset/", 405, "method_not_allowed", "POST"},
+		{"subpath of a collection", "GET", "/collection/00000000-0000-4000-8000-000000000000/movies/", 404, "not_found", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			res := app.do(tt.method, tt.path, u.token, nil).mustStatus(t, tt.status)
+			if got := res.errorCode(t); got != tt.code {
+				t.Fatalf("code: got %q, want %q", got, tt.code)
+			}
+			if got := res.header.Get("Allow"); got != tt.allow {
+				t.Fatalf("Allow: got %q, want %q", got, tt.allow)
+			}
+		})
+	}
+}
+
+func TestPathsAnswerWithoutFinalSlash(t *testing.T) {
+	app := newApp(t)
+	u := app.newUser()
+	id := app.newCollection(u, newMovie("Drama"))
+	tests := []struct {
+		method, path string
+		body         any
+		status       int
+	}{
+		{"POST", "/login", map[string]string{"username": u.name, "password": u.password}, 200},
+		{"POST", "/collection", map[string]string{"title": "No slash"}, 201},
+		{"GET", "/collection", nil, 200},
+		{"GET", "/collection/" + id, nil, 200},
+		{"PUT", "/collection/" + id, map[string]string{"title": "Renamed"}, 200},
+		{"GET", "/request-count", nil, 200},
+		{"POST", "/request-count/reset", nil, 200},
+		{"DELETE", "/collection/" + id, nil, 204},
+	}
+	for _, tt := range tests {
+		t.Run(tt.method+" "+tt.path, func(t *testing.T) {
+			app.do(tt.method, tt.path, u.token, tt.body).mustStatus(t, tt.status)
+		})
+	}
+}
+
+func TestHealthz(t *testing.T) {
+	app := newApp(t)
+	res := app.do("GET", "/healthz", "", nil).mustStatus(t, 200)
+	if got := res.json(t)["status"]; got != "ok" {
+		t.Fatalf("status: got %v, want ok", got)
+	}
+	app.close()
+	app2 := &testApp{t: t, handler: app.handler}
+	res = app2.do("GET", "/healthz", "", nil).mustStatus(t, http.StatusServiceUnavailable)
+	if strings.Contains(string(res.body), "sql") {
+		t.Fatalf("health check leaks database text: %s", res.body)
+	}
+}
+
+func TestSuccessResponsesAreJSON(t *testing.T) {
+	app := newApp(t)
+	u := app.newUser()
+	for _, path := range []string{"/collection/", "/request-count/"} {
+		res := app.do("GET", path, u.token, nil).mustStatus(t, 200)
+		if ct := res.header.Get("Content-Type"); ct != "application/json" {
+			t.Errorf("%s Content-Type: got %q", path, ct)
+		}
+	}
+}

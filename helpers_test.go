@@ -1,0 +1,215 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"golang.org/x/crypto/bcrypt"
+)
+
+// testApp is the whole service on a fresh database, driven in process
+// through its real handler stack.
+type testApp struct {
+	t       testing.TB
+	store   *Store
+	auth    *authenticator
+	counter *counter
+	handler http.Handler
+}
+
+// testLogger discards logs; set TEST_LOG=1 to see them.
+func testLogger() *slog.Logger {
+	return slog.New(slog.NewTextHandler(io.Discard, nil))
+}
+
+// newApp starts the service on a fresh SQLite file under t.TempDir(),
+// or on the database dsn names when given.
+func newApp(t testing.TB, opts ...func(*appOptions)) *testApp {
+	t.Helper()
+	o := appOptions{dsn: filepath.Join(t.TempDir(), "test.db"), flush: time.Hour}
+	for _, f := range opts {
+		f(&o)
+	}
+	ctx := context.Background()
+	store, err := openStore(ctx, o.dsn, poolConfig{})
+	if err != nil {
+		t.Fatalf("open store: %v", err)
+	}
+	auth, err := newAuthenticator(ctx, store, o.secret, time.Hour, bcrypt.MinCost)
+	if err != nil {
+		t.Fatalf("authenticator: %v", err)
+	}
+	ctr := newCounter(store, o.flush, testLogger())
+	if err := ctr.Start(ctx); err != nil {
+		t.Fatalf("start counter: %v", err)
+	}
+	cat := newCatalogue(catalogueConfig{URL: "http://127.0.0.1:1/", Timeout: time.Second, MaxAttempts: 1}, testLogger())
+	app := &testApp{
+		t:       t,
+		store:   store,
+		auth:    auth,
+		counter: ctr,
+		handler: newServer(testLogger(), store, auth, ctr, cat, ""),
+	}
+	t.Cleanup(app.close)
+	return app
+}
+
+// close stops the app as a graceful shutdown would: the counter persists
+// what it holds, then the database closes. Closing twice is harmless.
+func (a *testApp) close() {
+	if a.store == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := a.counter.Stop(ctx); err != nil {
+		a.t.Errorf("stop counter: %v", err)
+	}
+	a.store.Close()
+	a.store = nil
+}
+
+type appOptions struct {
+	dsn    string
+	secret string
+	flush  time.Duration
+}
+
+func withDSN(dsn string) func(*appOptions) { return func(o *appOptions) { o.dsn = dsn } }
+func withFlushInterval(d time.Duration) func(*appOptions) {
+	return func(o *appOptions) { o.flush = d }
+}
+
+// response is what a request through the handler answered.
+type response struct {
+	status int
+	header http.Header
+	body   []byte
+}
+
+// json decodes the body into a generic value.
+func (r response) json(t testing.TB) map[string]any {
+	t.Helper()
+	var v map[string]any
+	if err := json.Unmarshal(r.body, &v); err != nil {
+		t.Fatalf("body is not a JSON object: %v: %s", err, r.body)
+	}
+	return v
+}
+
+// errorCode returns the error envelope's code, failing the test when the
+// body is not the envelope.
+func (r response) errorCode(t testing.TB) string {
+	t.Helper()
+	var env struct {
+		IsSuccess *bool `json:"is_success"`
+		Error     struct {
+			Code    string `json:"code"`
+			Message string `json:"message"`
+		} `json:"error"`
+	}
+	if err := json.Unmarshal(r.body, &env); err != nil || env.IsSuccess == nil || *env.IsSuccess || env.Error.Code == "" || env.Error.Message == "" {
+		t.Fatalf("body is not the error envelope: %s", r.body)
+	}
+	if ct := r.header.Get("Content-Type"); ct != "application/json" {
+		t.Fatalf("error Content-Type: got %q, want application/json", ct)
+	}
+	return env.Error.Code
+}
+
+// do sends a request with an optional body (a string is sent as is,
+// anything else as JSON) and bearer token.
+func (a *testApp) do(method, path, token string, body any) response {
+	a.t.Helper()
+	var rd io.Reader
+	switch b := body.(type) {
+	case nil:
+	case string:
+		rd = strings.NewReader(b)
+	case []byte:
+		rd = bytes.NewReader(b)
+	default:
+		js, err := json.Marshal(b)
+		if err != nil {
+			a.t.Fatalf("marshal body: %v", err)
+		}
+		rd = bytes.NewReader(js)
+	}
+	headers := map[string]string{}
+	if token != "" {
+		headers["Authorization"] = "Bearer " + token
+	}
+	return a.doWith(method, path, rd, headers)
+}
+
+// doWith sends a request with the given body and headers.
+func (a *testApp) doWith(method, path string, body io.Reader, headers map[string]string) response {
+	a.t.Helper()
+	req := httptest.NewRequest(method, path, body)
+	for k, v := range headers {
+		req.Header.Set(k, v)
+	}
+	rec := httptest.NewRecorder()
+	a.handler.ServeHTTP(rec, req)
+	return response{status: rec.Code, header: rec.Header(), body: rec.Body.Bytes()}
+}
+
+// mustStatus fails the test unless the response has the wanted status.
+func (r response) mustStatus(t testing.TB, want int) response {
+	t.Helper()
+	if r.status != want {
+		t.Fatalf("status: got %d, want %d; body: %s", r.status, want, r.body)
+	}
+	return r
+}
+
+var userSeq atomic.Int64
+
+// testUser is a registered account.
+type testUser struct {
+	name, password, token string
+}
+
+// newUser registers a fresh account through the API.
+func (a *testApp) newUser() testUser {
+	a.t.Helper()
+	u := testUser{name: fmt.Sprintf("user%d", userSeq.Add(1)), password: "correct horse"}
+	res := a.do("POST", "/register/", "", map[string]string{"username": u.name, "password": u.password}).mustStatus(a.t, http.StatusCreated)
+	u.token = res.json(a.t)["access_token"].(string)
+	return u
+}
+
+var movieSeq atomic.Int64
+
+// newMovie returns a movie with a fresh UUID and the given genres.
+func newMovie(genres string) movie {
+	n := movieSeq.Add(1)
+	return movie{
+		Title:       fmt.Sprintf("Movie %d", n),
+		Description: "about movie " + fmt.Sprint(n),
+		Genres:      genres,
+		UUID:        fmt.Sprintf("00000000-0000-4000-8000-%012d", n),
+	}
+}
+
+// newCollection creates a collection of movies for u and returns its UUID.
+func (a *testApp) newCollection(u testUser, movies ...movie) string {
+	a.t.Helper()
+	if movies == nil {
+		movies = []movie{}
+	}
+	res := a.do("POST", "/collection/", u.token, map[string]any{"title": "Collection of " + u.name, "movies": movies}).mustStatus(a.t, http.StatusCreated)
+	return res.json(a.t)["collection_uuid"].(string)
+}
