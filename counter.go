@@ -21,7 +21,7 @@ import (
 // exact for its own requests, and other processes' requests show up
 // within one interval of their flush.
 type counter struct {
-	store    *Store
+	store    counterStore
 	interval time.Duration // 0: persist on every request
 	logger   *slog.Logger
 
@@ -34,7 +34,13 @@ type counter struct {
 	done chan struct{}
 }
 
-func newCounter(store *Store, interval time.Duration, logger *slog.Logger) *counter {
+// counterStore persists the count; Store implements it.
+type counterStore interface {
+	AddRequests(ctx context.Context, delta int64) (int64, error)
+	ResetRequests(ctx context.Context) error
+}
+
+func newCounter(store counterStore, interval time.Duration, logger *slog.Logger) *counter {
 	return &counter{store: store, interval: interval, logger: logger}
 }
 

@@ -28,6 +28,14 @@ type server struct {
 // newServer returns the service's whole HTTP handler: the routes of
 // addRoutes inside the counting, logging and recovering middleware.
 func newServer(logger *slog.Logger, store *Store, auth *authenticator, counter *counter, catalogue *catalogue, publicURL string) http.Handler {
+	s := newRoutes(logger, store, auth, counter, catalogue, publicURL)
+	// The counter is outermost: it counts every request on arrival,
+	// whatever happens to it next.
+	return counter.middleware(s.uncounted())
+}
+
+// newRoutes builds the server and its routes.
+func newRoutes(logger *slog.Logger, store *Store, auth *authenticator, counter *counter, catalogue *catalogue, publicURL string) *server {
 	s := &server{
 		logger:    logger,
 		store:     store,
@@ -38,9 +46,12 @@ func newServer(logger *slog.Logger, store *Store, auth *authenticator, counter *
 		mux:       http.NewServeMux(),
 	}
 	s.addRoutes()
-	// The counter is outermost: it counts every request on arrival,
-	// whatever happens to it next.
-	return counter.middleware(s.logRequests(http.HandlerFunc(s.route)))
+	return s
+}
+
+// uncounted is the whole handler but for the request counter.
+func (s *server) uncounted() http.Handler {
+	return s.logRequests(http.HandlerFunc(s.route))
 }
 
 // addRoutes lists the whole API. Each path answers with and without its

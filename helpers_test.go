@@ -22,6 +22,7 @@ import (
 // through its real handler stack.
 type testApp struct {
 	t       testing.TB
+	dsn     string
 	store   *Store
 	auth    *authenticator
 	counter *counter
@@ -57,6 +58,7 @@ func newApp(t testing.TB, opts ...func(*appOptions)) *testApp {
 	cat := newCatalogue(catalogueConfig{URL: "http://127.0.0.1:1/", Timeout: time.Second, MaxAttempts: 1}, testLogger())
 	app := &testApp{
 		t:       t,
+		dsn:     o.dsn,
 		store:   store,
 		auth:    auth,
 		counter: ctr,

@@ -1,0 +1,434 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+)
+
+func TestFavouriteGenres(t *testing.T) {
+	tests := []struct {
+		name   string
+		counts []genreCount
+		want   string
+	}{
+		{"none", nil, ""},
+		{"one", []genreCount{{"Drama", 1}}, "Drama"},
+		{"two", []genreCount{{"Drama", 1}, {"Comedy", 2}}, "Comedy, Drama"},
+		{"top three by count", []genreCount{{"A", 1}, {"B", 5}, {"C", 3}, {"D", 4}}, "B, D, C"},
+		{"ties by name", []genreCount{{"Thriller", 2}, {"Action", 2}, {"Drama", 2}, {"Comedy", 2}}, "Action, Comedy, Drama"},
+		{"tie at the cut", []genreCount{{"Z", 9}, {"Y", 1}, {"X", 1}, {"W", 1}}, "Z, W, X"},
+		{"zero counts skipped", []genreCount{{"Gone", 0}, {"Here", 1}}, "Here"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := favouriteGenres(tt.counts); got != tt.want {
+				t.Fatalf("got %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestSplitGenres(t *testing.T) {
+	tests := []struct {
+		in   string
+		want []string
+	}{
+		{"", nil},
+		{"Drama", []string{"Drama"}},
+		{"Action,Drama,Thriller", []string{"Action", "Drama", "Thriller"}},
+		{" Drama , Comedy ", []string{"Drama", "Comedy"}},
+		{",,Drama,, ,", []string{"Drama"}},
+		{"Drama,Drama", []string{"Drama"}},
+		{"Science Fiction,Drama", []string{"Science Fiction", "Drama"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.in, func(t *testing.T) {
+			got := splitGenres(tt.in)
+			if fmt.Sprint(got) != fmt.Sprint(tt.want) {
+				t.Fatalf("got %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestCanonicalUUID(t *testing.T) {
+	tests := []struct {
+		in, want string
+		ok       bool
+	}{
+		{"57baf4f4-c9ef-4197-9e4f-acf04eae5b4d", "57baf4f4-c9ef-4197-9e4f-acf04eae5b4d", true},
+		{"57BAF4F4-C9EF-4197-9E4F-ACF04EAE5B4D", "57baf4f4-c9ef-4197-9e4f-acf04eae5b4d", true},
+		{"57baf4f4c9ef41979e4facf04eae5b4d", "", false},
+		{"57baf4f4-c9ef-4197-9e4f-acf04eae5b4", "", false},
+		{"57baf4f4-c9ef-4197-9e4f-acf04eae5b4g", "", false},
+		{"{57baf4f4-c9ef-4197-9e4f-acf04eae5b4}", "", false},
+		{"", "", false},
+	}
+	for _, tt := range tests {
+		got, ok := canonicalUUID(tt.in)
+		if got != tt.want || ok != tt.ok {
+			t.Errorf("canonicalUUID(%q) = %q, %v; want %q, %v", tt.in, got, ok, tt.want, tt.ok)
+		}
+	}
+	if id := newUUID(); !strings.HasPrefix(id[14:], "4") {
+		t.Errorf("newUUID %q is not version 4", id)
+	} else if c, ok := canonicalUUID(id); !ok || c != id {
+		t.Errorf("newUUID %q is not canonical", id)
+	}
+}
+
+// getCollection reads one collection through the API.
+func (a *testApp) getCollection(u testUser, id string) collection {
+	a.t.Helper()
+	res := a.do("GET", "/collection/"+id+"/", u.token, nil).mustStatus(a.t, 200)
+	var c collection
+	if err := json.Unmarshal(res.body, &c); err != nil {
+		a.t.Fatal(err)
+	}
+	return c
+}
+
+// listCollections reads the collection list through the API.
+func (a *testApp) listCollections(u testUser) collectionListData {
+	a.t.Helper()
+	res := a.do("GET", "/collection/", u.token, nil).mustStatus(a.t, 200)
+	var body collectionList
+	if err := json.Unmarshal(res.body, &body); err != nil {
+		a.t.Fatal(err)
+	}
+	if !body.IsSuccess {
+		a.t.Fatalf("is_success false: %s", res.body)
+	}
+	return body.Data
+}
+
+func TestCollectionCreateAndGet(t *testing.T) {
+	app := newApp(t)
+	u := app.newUser()
+	m1, m2 := newMovie("Drama,Comedy"), newMovie("")
+	upper := m1
+	upper.UUID = strings.ToUpper(m1.UUID)
+	upper.Title = "Listed twice"
+
+	res := app.do("POST", "/collection/", u.token, map[string]any{
+		"title":       "Weekend",
+		"description": "for Saturday",
+		"movies":      []movie{m1, m2, upper},
+	}).mustStatus(t, http.StatusCreated)
+	id, _ := canonicalUUID(res.json(t)["collection_uuid"].(string))
+	if id == "" {
+		t.Fatalf("collection_uuid is not a canonical UUID: %s", res.body)
+	}
+
+	got := app.getCollection(u, id)
+	want := collection{UUID: id, Title: "Weekend", Description: "for Saturday", Movies: []movie{m1, m2}}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("got %+v\nwant %+v", got, want)
+	}
+
+	// Description and movies are optional; movies come back as [].
+	id2 := app.do("POST", "/collection/", u.token, `{"title":"Bare"}`).mustStatus(t, 201).json(t)["collection_uuid"].(string)
+	res = app.do("GET", "/collection/"+strings.ToUpper(id2)+"/", u.token, nil).mustStatus(t, 200)
+	if !strings.Contains(string(res.body), `"description":""`) || !strings.Contains(string(res.body), `"movies":[]`) {
+		t.Fatalf("bare collection: %s", res.body)
+	}
+}
+
+func TestCollectionValidation(t *testing.T) {
+	app := newApp(t)
+	u := app.newUser()
+	existing := app.newCollection(u, newMovie("Drama"))
+	good := `{"uuid":"57baf4f4-c9ef-4197-9e4f-acf04eae5b4d","title":"Queerama"}`
+	tests := []struct {
+		name       string
+		body       string
+		status     int
+		field      string
+		createOnly bool // PUT may leave the title out
+	}{
+		{"missing title", `{"description":"x"}`, 400, "title", true},
+		{"null title", `{"title":null}`, 400, "title", true},
+		{"blank title", `{"title":"   "}`, 400, "title", false},
+		{"title not a string", `{"title":5}`, 400, "title", false},
+		{"description not a string", `{"title":"t","description":[]}`, 400, "description", false},
+		{"movies not a list", `{"title":"t","movies":{}}`, 400, "movies", false},
+		{"movies a string", `{"title":"t","movies":"abc"}`, 400, "movies", false},
+		{"movie not an object", `{"title":"t","movies":[1]}`, 400, "movies", false},
+		{"movie null", `{"title":"t","movies":[null]}`, 400, "movies[0].uuid", false},
+		{"movie without uuid", `{"title":"t","movies":[{"title":"x"}]}`, 400, "movies[0].uuid", false},
+		{"movie without title", `{"title":"t","movies":[` + good + `,{"uuid":"720e8796-5397-4e81-9bd7-763789463707"}]}`, 400, "movies[1].title", false},
+		{"movie with bad uuid", `{"title":"t","movies":[{"uuid":"not-a-uuid","title":"x"}]}`, 400, "movies[0].uuid", false},
+		{"movie uuid not a string", `{"title":"t","movies":[{"uuid":7,"title":"x"}]}`, 400, "movies.uuid", false},
+		{"NUL in title", `{"title":"a\u0000b"}`, 400, "title", false},
+		{"NUL in a movie", `{"title":"t","movies":[{"uuid":"57baf4f4-c9ef-4197-9e4f-acf04eae5b4d","title":"x\u0000"}]}`, 400, "movies[0]", false},
+		{"malformed JSON", `{"title":`, 400, "", false},
+		{"JSON array", `[]`, 400, "", false},
+		{"trailing garbage", `{"title":"t"}]`, 400, "", false},
+		{"2 MiB body", `{"title":"` + strings.Repeat("x", 2<<20) + `"}`, 413, "", false},
+	}
+	before := app.listCollections(u)
+	for _, tt := range tests {
+		for _, method := range []string{"POST", "PUT"} {
+			if method == "PUT" && tt.createOnly {
+				continue
+			}
+			t.Run(method+" "+tt.name, func(t *testing.T) {
+				path := "/collection/"
+				if method == "PUT" {
+					path += existing + "/"
+				}
+				res := app.do(method, path, u.token, tt.body).mustStatus(t, tt.status)
+				res.errorCode(t)
+				if tt.field != "" {
+					var env struct {
+						Error struct{ Fields map[string]string } `json:"error"`
+					}
+					json.Unmarshal(res.body, &env)
+					if _, ok := env.Error.Fields[tt.field]; !ok {
+						t.Fatalf("fields: got %v, want a problem with %q", env.Error.Fields, tt.field)
+					}
+				}
+			})
+		}
+	}
+	after := app.listCollections(u)
+	if fmt.Sprint(before) != fmt.Sprint(after) {
+		t.Fatalf("rejected requests changed the collections:\nbefore %+v\nafter  %+v", before, after)
+	}
+	if got := app.getCollection(u, existing); got.Title != "Collection of "+u.name || len(got.Movies) != 1 {
+		t.Fatalf("rejected PUTs changed the collection: %+v", got)
+	}
+}
+
+func TestCollectionListOrderAndIsolation(t *testing.T) {
+	app := newApp(t)
+	alice, bob := app.newUser(), app.newUser()
+	if got := app.listCollections(alice); got.Collections == nil || len(got.Collections) != 0 || got.FavouriteGenres != "" {
+		t.Fatalf("empty list: %+v", got)
+	}
+	res := app.do("GET", "/collection/", alice.token, nil)
+	if !strings.Contains(string(res.body), `"collections":[]`) {
+		t.Fatalf("empty list must be [], not null: %s", res.body)
+	}
+	var ids []string
+	for i := range 3 {
+		id := app.do("POST", "/collection/", alice.token, map[string]string{"title": fmt.Sprint("A", i), "description": fmt.Sprint("d", i)}).mustStatus(t, 201).json(t)["collection_uuid"].(string)
+		ids = append(ids, id)
+		app.newCollection(bob)
+	}
+	got := app.listCollections(alice)
+	if len(got.Collections) != 3 {
+		t.Fatalf("alice sees %d collections, want 3: %+v", len(got.Collections), got)
+	}
+	for i, c := range got.Collections {
+		want := collectionSummary{Title: fmt.Sprint("A", i), UUID: ids[i], Description: fmt.Sprint("d", i)}
+		if c != want {
+			t.Errorf("collection %d: got %+v, want %+v", i, c, want)
+		}
+	}
+	if strings.Contains(string(app.do("GET", "/collection/", alice.token, nil).body), `"movies"`) {
+		t.Error("the list must not include movies")
+	}
+}
+
+func TestCollectionOwnership(t *testing.T) {
+	app := newApp(t)
+	alice, bob := app.newUser(), app.newUser()
+	id := app.newCollection(alice, newMovie("Drama"))
+	tests := []struct {
+		name, method, id string
+		body             any
+	}{
+		{"another user's GET", "GET", id, nil},
+		{"another user's PUT", "PUT", id, map[string]string{"title": "stolen"}},
+		{"another user's DELETE", "DELETE", id, nil},
+		{"unknown GET", "GET", "00000000-0000-4000-8000-000000000000", nil},
+		{"unknown PUT", "PUT", "00000000-0000-4000-8000-000000000000", map[string]string{"title": "x"}},
+		{"unknown DELETE", "DELETE", "00000000-0000-4000-8000-000000000000", nil},
+		{"malformed GET", "GET", "not-a-uuid", nil},
+		{"malformed PUT", "PUT", "12345", map[string]string{"title": "x"}},
+		{"malformed DELETE", "DELETE", "zzzzzzzz-zzzz-zzzz-zzzz-zzzzzzzzzzzz", nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			res := app.do(tt.method, "/collection/"+tt.id+"/", bob.token, tt.body).mustStatus(t, 404)
+			if got := res.errorCode(t); got != "not_found" {
+				t.Fatalf("code %q", got)
+			}
+		})
+	}
+	if got := app.getCollection(alice, id); got.Title != "Collection of "+alice.name || len(got.Movies) != 1 {
+		t.Fatalf("bob changed alice's collection: %+v", got)
+	}
+	if got := app.listCollections(bob); len(got.Collections) != 0 || got.FavouriteGenres != "" {
+		t.Fatalf("bob sees alice's data: %+v", got)
+	}
+}
+
+func TestCollectionUpdate(t *testing.T) {
+	app := newApp(t)
+	u := app.newUser()
+	m1, m2, m3 := newMovie("Drama"), newMovie("Comedy"), newMovie("Horror")
+	tests := []struct {
+		name string
+		body string
+		want func(c collection) collection
+	}{
+		{"empty object changes nothing", `{}`, func(c collection) collection { return c }},
+		{"nulls count as absent", `{"title":null,"description":null,"movies":null}`, func(c collection) collection { return c }},
+		{"title alone", `{"title":"New title"}`, func(c collection) collection { c.Title = "New title"; return c }},
+		{"description alone", `{"description":"New description"}`, func(c collection) collection { c.Description = "New description"; return c }},
+		{"description emptied", `{"description":""}`, func(c collection) collection { c.Description = ""; return c }},
+		{"movies replace the list", `{"movies":[` + mustJSON(m3) + `,` + mustJSON(m1) + `]}`, func(c collection) collection { c.Movies = []movie{m3, m1}; return c }},
+		{"movies emptied", `{"movies":[]}`, func(c collection) collection { c.Movies = []movie{}; return c }},
+		{"all fields", `{"title":"T","description":"D","movies":[` + mustJSON(m2) + `]}`, func(c collection) collection {
+			return collection{UUID: c.UUID, Title: "T", Description: "D", Movies: []movie{m2}}
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			id := app.newCollection(u, m1, m2)
+			before := app.getCollection(u, id)
+			res := app.do("PUT", "/collection/"+id+"/", u.token, tt.body).mustStatus(t, 200)
+			var answered collection
+			json.Unmarshal(res.body, &answered)
+			want := tt.want(before)
+			if fmt.Sprint(answered) != fmt.Sprint(want) {
+				t.Fatalf("PUT answered %+v\nwant %+v", answered, want)
+			}
+			if got := app.getCollection(u, id); fmt.Sprint(got) != fmt.Sprint(want) {
+				t.Fatalf("GET after PUT: %+v\nwant %+v", got, want)
+			}
+		})
+	}
+}
+
+func TestCollectionDelete(t *testing.T) {
+	app := newApp(t)
+	u := app.newUser()
+	keep := app.newCollection(u, newMovie("Drama"))
+	id := app.newCollection(u, newMovie("Comedy"), newMovie("Comedy"))
+	res := app.do("DELETE", "/collection/"+id+"/", u.token, nil).mustStatus(t, http.StatusNoContent)
+	if len(res.body) != 0 {
+		t.Fatalf("204 with a body: %q", res.body)
+	}
+	app.do("GET", "/collection/"+id+"/", u.token, nil).mustStatus(t, 404)
+	app.do("DELETE", "/collection/"+id+"/", u.token, nil).mustStatus(t, 404)
+	var movies int
+	app.store.read.QueryRow(`SELECT count(*) FROM collection_movies`).Scan(&movies)
+	if movies != 1 {
+		t.Fatalf("movie entries left: got %d, want 1 (the other collection's)", movies)
+	}
+	if got := app.listCollections(u); len(got.Collections) != 1 || got.Collections[0].UUID != keep || got.FavouriteGenres != "Drama" {
+		t.Fatalf("after delete: %+v", got)
+	}
+}
+
+func TestMovieDataIsPerUser(t *testing.T) {
+	app := newApp(t)
+	alice, bob := app.newUser(), app.newUser()
+	m := newMovie("Drama")
+	aliceID := app.newCollection(alice, m)
+	changed := m
+	changed.Title, changed.Genres, changed.Description = "Bob's title", "Horror", "Bob's words"
+	bobID := app.newCollection(bob, changed)
+
+	if got := app.getCollection(alice, aliceID).Movies[0]; got != m {
+		t.Fatalf("alice's movie changed by bob's save: %+v", got)
+	}
+	if got := app.getCollection(bob, bobID).Movies[0]; got != changed {
+		t.Fatalf("bob's movie: %+v", got)
+	}
+	if got := app.listCollections(alice).FavouriteGenres; got != "Drama" {
+		t.Fatalf("alice's genres: %q", got)
+	}
+}
+
+func TestFavouriteGenresThroughAPI(t *testing.T) {
+	tests := []struct {
+		name  string
+		setup func(a *testApp, u testUser)
+		want  string
+	}{
+		{"none", func(a *testApp, u testUser) { a.newCollection(u) }, ""},
+		{"movies without genres", func(a *testApp, u testUser) { a.newCollection(u, newMovie(""), newMovie(" , ")) }, ""},
+		{"fewer than three", func(a *testApp, u testUser) { a.newCollection(u, newMovie("Drama"), newMovie("Drama,Comedy")) }, "Drama, Comedy"},
+		{"ties by name", func(a *testApp, u testUser) {
+			a.newCollection(u, newMovie("Thriller,Action"), newMovie("Comedy,Drama"))
+		}, "Action, Comedy, Drama"},
+		{"spaces and empty parts", func(a *testApp, u testUser) {
+			a.newCollection(u, newMovie(" Drama ,, Comedy"), newMovie("Drama,"), newMovie("Horror"))
+		}, "Drama, Comedy, Horror"},
+		{"a genre once per movie", func(a *testApp, u testUser) {
+			a.newCollection(u, newMovie("Drama,Drama,Drama"), newMovie("Comedy"), newMovie("Comedy"))
+		}, "Comedy, Drama"},
+		{"a movie in two collections counts twice", func(a *testApp, u testUser) {
+			m := newMovie("Western")
+			a.newCollection(u, m, newMovie("Drama"))
+			a.newCollection(u, m, newMovie("Comedy"))
+		}, "Western, Comedy, Drama"},
+		{"across collections", func(a *testApp, u testUser) {
+			a.newCollection(u, newMovie("Drama"), newMovie("Action"))
+			a.newCollection(u, newMovie("Drama"), newMovie("Crime"), newMovie("Crime"), newMovie("Crime"))
+			a.newCollection(u, newMovie("Action"))
+		}, "Crime, Action, Drama"},
+		{"after a delete", func(a *testApp, u testUser) {
+			a.newCollection(u, newMovie("Drama"), newMovie("Comedy"))
+			id := a.newCollection(u, newMovie("Horror"), newMovie("Horror"), newMovie("Horror"))
+			a.do("DELETE", "/collection/"+id+"/", u.token, nil).mustStatus(a.t, 204)
+		}, "Comedy, Drama"},
+		{"after movies are replaced", func(a *testApp, u testUser) {
+			id := a.newCollection(u, newMovie("Horror"), newMovie("Horror"))
+			a.newCollection(u, newMovie("Drama"))
+			a.do("PUT", "/collection/"+id+"/", u.token, map[string]any{"movies": []movie{newMovie("Comedy,Drama")}}).mustStatus(a.t, 200)
+		}, "Drama, Comedy"},
+		{"a title change keeps them", func(a *testApp, u testUser) {
+			id := a.newCollection(u, newMovie("Horror"))
+			a.do("PUT", "/collection/"+id+"/", u.token, map[string]any{"title": "x"}).mustStatus(a.t, 200)
+		}, "Horror"},
+	}
+	app := newApp(t)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			u := app.newUser()
+			tt.setup(app, u)
+			if got := app.listCollections(u).FavouriteGenres; got != tt.want {
+				t.Fatalf("favourite_genres: got %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
+func mustJSON(v any) string {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(err)
+	}
+	return string(b)
+}
+
+// BenchmarkCollectionList measures GET /collection/ through the whole
+// handler stack for a user with 200 collections of 25 movies each.
+func BenchmarkCollectionList(b *testing.B) {
+	app := newApp(b)
+	u := app.newUser()
+	genres := []string{"Action", "Drama", "Comedy", "Thriller", "Horror", "Crime", "Romance", "Western"}
+	for i := range 200 {
+		movies := make([]movie, 25)
+		for j := range movies {
+			movies[j] = newMovie(genres[(i+j)%len(genres)] + "," + genres[(i*j)%len(genres)])
+		}
+		app.newCollection(u, movies...)
+	}
+	if got := app.listCollections(u); len(got.Collections) != 200 || got.FavouriteGenres == "" {
+		b.Fatalf("seeded list: %d collections, genres %q", len(got.Collections), got.FavouriteGenres)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		app.do("GET", "/collection/", u.token, nil)
+	}
+}
