@@ -26,6 +26,7 @@ type config struct {
 	Pool                 poolConfig
 	LogLevel             slog.Level
 	ShutdownTimeout      time.Duration
+	PprofAddr            string
 }
 
 // poolConfig sizes the database connection pool. SQLite always has one
@@ -63,6 +64,7 @@ func (c *config) settings() []setting {
 		{"DB_CONN_MAX_LIFETIME", "db-conn-max-lifetime", "30m", "PostgreSQL connection lifetime; 0: unlimited", nonNegativeDuration(&c.Pool.MaxLifetime)},
 		{"DB_CONN_MAX_IDLE_TIME", "db-conn-max-idle-time", "5m", "PostgreSQL idle connection lifetime; 0: unlimited", nonNegativeDuration(&c.Pool.MaxIdleTime)},
 		{"LOG_LEVEL", "log-level", "info", "debug, info, warn or error", logLevel(&c.LogLevel)},
+		{"PPROF_ADDR", "pprof-addr", "", "serve net/http/pprof on this address (keep it on loopback); none: off", str(&c.PprofAddr)},
 		{"SHUTDOWN_TIMEOUT", "shutdown-timeout", "30s", "how long shutdown waits for requests in flight", positiveDuration(&c.ShutdownTimeout)},
 	}
 }
