@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/base64"
 	"net/http"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -14,8 +13,10 @@ import (
 	"golang.org/x/crypto/bcrypt"
 )
 
-func TestRegister(t *testing.T) {
-	app := newApp(t)
+func TestRegister(t *testing.T) { forEachBackend(t, testRegister) }
+
+func testRegister(t *testing.T, be backend) {
+	app := newApp(t, be.fresh(t))
 	app.do("POST", "/register/", "", `{"username":"Taken.Name","password":"password1"}`).mustStatus(t, http.StatusCreated)
 
 	tests := []struct {
@@ -78,8 +79,10 @@ func TestRegister(t *testing.T) {
 	}
 }
 
-func TestLogin(t *testing.T) {
-	app := newApp(t)
+func TestLogin(t *testing.T) { forEachBackend(t, testLogin) }
+
+func testLogin(t *testing.T, be backend) {
+	app := newApp(t, be.fresh(t))
 	u := app.newUser()
 
 	tests := []struct {
@@ -120,8 +123,10 @@ func TestLogin(t *testing.T) {
 	}
 }
 
-func TestAuthMiddleware(t *testing.T) {
-	app := newApp(t)
+func TestAuthMiddleware(t *testing.T) { forEachBackend(t, testAuthMiddleware) }
+
+func testAuthMiddleware(t *testing.T, be backend) {
+	app := newApp(t, be.fresh(t))
 	u := app.newUser()
 	id, _ := app.auth.verify(u.token)
 
@@ -193,8 +198,10 @@ func (a *testApp) doHeader(method, path, authorization string) response {
 	return a.doWith(method, path, nil, map[string]string{"Authorization": authorization})
 }
 
-func TestRegisterRaceCreatesOneAccount(t *testing.T) {
-	app := newApp(t)
+func TestRegisterRaceCreatesOneAccount(t *testing.T) { forEachBackend(t, testRegisterRaceCreatesOneAccount) }
+
+func testRegisterRaceCreatesOneAccount(t *testing.T, be backend) {
+	app := newApp(t, be.fresh(t))
 	const n = 50
 	statuses := make([]int, n)
 	var wg sync.WaitGroup
@@ -234,8 +241,10 @@ func TestRegisterRaceCreatesOneAccount(t *testing.T) {
 	}
 }
 
-func TestGeneratedSecretSurvivesRestart(t *testing.T) {
-	dsn := filepath.Join(t.TempDir(), "test.db")
+func TestGeneratedSecretSurvivesRestart(t *testing.T) { forEachBackend(t, testGeneratedSecretSurvivesRestart) }
+
+func testGeneratedSecretSurvivesRestart(t *testing.T, be backend) {
+	dsn := be.dsn(t)
 	first := newApp(t, withDSN(dsn))
 	u := first.newUser()
 	first.close()
@@ -248,8 +257,10 @@ func TestGeneratedSecretSurvivesRestart(t *testing.T) {
 	third.do("GET", "/collection/", u.token, nil).mustStatus(t, http.StatusUnauthorized)
 }
 
-func TestPasswordStoredAsBcrypt(t *testing.T) {
-	app := newApp(t)
+func TestPasswordStoredAsBcrypt(t *testing.T) { forEachBackend(t, testPasswordStoredAsBcrypt) }
+
+func testPasswordStoredAsBcrypt(t *testing.T, be backend) {
+	app := newApp(t, be.fresh(t))
 	u := app.newUser()
 	stored, err := app.store.UserByName(context.Background(), u.name)
 	if err != nil {

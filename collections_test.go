@@ -105,8 +105,10 @@ func (a *testApp) listCollections(u testUser) collectionListData {
 	return body.Data
 }
 
-func TestCollectionCreateAndGet(t *testing.T) {
-	app := newApp(t)
+func TestCollectionCreateAndGet(t *testing.T) { forEachBackend(t, testCollectionCreateAndGet) }
+
+func testCollectionCreateAndGet(t *testing.T, be backend) {
+	app := newApp(t, be.fresh(t))
 	u := app.newUser()
 	m1, m2 := newMovie("Drama,Comedy"), newMovie("")
 	upper := m1
@@ -137,8 +139,10 @@ func TestCollectionCreateAndGet(t *testing.T) {
 	}
 }
 
-func TestCollectionValidation(t *testing.T) {
-	app := newApp(t)
+func TestCollectionValidation(t *testing.T) { forEachBackend(t, testCollectionValidation) }
+
+func testCollectionValidation(t *testing.T, be backend) {
+	app := newApp(t, be.fresh(t))
 	u := app.newUser()
 	existing := app.newCollection(u, newMovie("Drama"))
 	good := `{"uuid":"57baf4f4-c9ef-4197-9e4f-acf04eae5b4d","title":"Queerama"}`
@@ -203,8 +207,10 @@ func TestCollectionValidation(t *testing.T) {
 	}
 }
 
-func TestCollectionListOrderAndIsolation(t *testing.T) {
-	app := newApp(t)
+func TestCollectionListOrderAndIsolation(t *testing.T) { forEachBackend(t, testCollectionListOrderAndIsolation) }
+
+func testCollectionListOrderAndIsolation(t *testing.T, be backend) {
+	app := newApp(t, be.fresh(t))
 	alice, bob := app.newUser(), app.newUser()
 	if got := app.listCollections(alice); got.Collections == nil || len(got.Collections) != 0 || got.FavouriteGenres != "" {
 		t.Fatalf("empty list: %+v", got)
@@ -234,8 +240,10 @@ func TestCollectionListOrderAndIsolation(t *testing.T) {
 	}
 }
 
-func TestCollectionOwnership(t *testing.T) {
-	app := newApp(t)
+func TestCollectionOwnership(t *testing.T) { forEachBackend(t, testCollectionOwnership) }
+
+func testCollectionOwnership(t *testing.T, be backend) {
+	app := newApp(t, be.fresh(t))
 	alice, bob := app.newUser(), app.newUser()
 	id := app.newCollection(alice, newMovie("Drama"))
 	tests := []struct {
@@ -268,8 +276,10 @@ func TestCollectionOwnership(t *testing.T) {
 	}
 }
 
-func TestCollectionUpdate(t *testing.T) {
-	app := newApp(t)
+func TestCollectionUpdate(t *testing.T) { forEachBackend(t, testCollectionUpdate) }
+
+func testCollectionUpdate(t *testing.T, be backend) {
+	app := newApp(t, be.fresh(t))
 	u := app.newUser()
 	m1, m2, m3 := newMovie("Drama"), newMovie("Comedy"), newMovie("Horror")
 	tests := []struct {
@@ -306,8 +316,10 @@ func TestCollectionUpdate(t *testing.T) {
 	}
 }
 
-func TestCollectionDelete(t *testing.T) {
-	app := newApp(t)
+func TestCollectionDelete(t *testing.T) { forEachBackend(t, testCollectionDelete) }
+
+func testCollectionDelete(t *testing.T, be backend) {
+	app := newApp(t, be.fresh(t))
 	u := app.newUser()
 	keep := app.newCollection(u, newMovie("Drama"))
 	id := app.newCollection(u, newMovie("Comedy"), newMovie("Comedy"))
@@ -327,8 +339,10 @@ func TestCollectionDelete(t *testing.T) {
 	}
 }
 
-func TestMovieDataIsPerUser(t *testing.T) {
-	app := newApp(t)
+func TestMovieDataIsPerUser(t *testing.T) { forEachBackend(t, testMovieDataIsPerUser) }
+
+func testMovieDataIsPerUser(t *testing.T, be backend) {
+	app := newApp(t, be.fresh(t))
 	alice, bob := app.newUser(), app.newUser()
 	m := newMovie("Drama")
 	aliceID := app.newCollection(alice, m)
@@ -347,7 +361,9 @@ func TestMovieDataIsPerUser(t *testing.T) {
 	}
 }
 
-func TestFavouriteGenresThroughAPI(t *testing.T) {
+func TestFavouriteGenresThroughAPI(t *testing.T) { forEachBackend(t, testFavouriteGenresThroughAPI) }
+
+func testFavouriteGenresThroughAPI(t *testing.T, be backend) {
 	tests := []struct {
 		name  string
 		setup func(a *testApp, u testUser)
@@ -390,7 +406,7 @@ func TestFavouriteGenresThroughAPI(t *testing.T) {
 			a.do("PUT", "/collection/"+id+"/", u.token, map[string]any{"title": "x"}).mustStatus(a.t, 200)
 		}, "Horror"},
 	}
-	app := newApp(t)
+	app := newApp(t, be.fresh(t))
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			u := app.newUser()

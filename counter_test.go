@@ -43,10 +43,12 @@ var flushModes = []struct {
 	{"write-through", 0},
 }
 
-func TestCounterExactUnderConcurrency(t *testing.T) {
+func TestCounterExactUnderConcurrency(t *testing.T) { forEachBackend(t, testCounterExactUnderConcurrency) }
+
+func testCounterExactUnderConcurrency(t *testing.T, be backend) {
 	for _, mode := range flushModes {
 		t.Run(mode.name, func(t *testing.T) {
-			app := newApp(t, withFlushInterval(mode.interval))
+			app := newApp(t, be.fresh(t), withFlushInterval(mode.interval))
 			token, _ := app.auth.issue(1)
 			before := app.requestCount(token)
 			goroutines, each := 100, 1000
@@ -83,10 +85,12 @@ func TestCounterExactUnderConcurrency(t *testing.T) {
 	}
 }
 
-func TestCounterCountsEveryOutcome(t *testing.T) {
+func TestCounterCountsEveryOutcome(t *testing.T) { forEachBackend(t, testCounterCountsEveryOutcome) }
+
+func testCounterCountsEveryOutcome(t *testing.T, be backend) {
 	for _, mode := range flushModes {
 		t.Run(mode.name, func(t *testing.T) {
-			app := newApp(t, withFlushInterval(mode.interval))
+			app := newApp(t, be.fresh(t), withFlushInterval(mode.interval))
 			u := app.newUser() // 1 request
 			requests := []struct {
 				method, path, token string
@@ -113,10 +117,12 @@ func TestCounterCountsEveryOutcome(t *testing.T) {
 	}
 }
 
-func TestCounterReset(t *testing.T) {
+func TestCounterReset(t *testing.T) { forEachBackend(t, testCounterReset) }
+
+func testCounterReset(t *testing.T, be backend) {
 	for _, mode := range flushModes {
 		t.Run(mode.name, func(t *testing.T) {
-			app := newApp(t, withFlushInterval(mode.interval))
+			app := newApp(t, be.fresh(t), withFlushInterval(mode.interval))
 			token, _ := app.auth.issue(1)
 			for range 5 {
 				app.requestCount(token)
@@ -165,10 +171,12 @@ func TestCounterSurvivesGracefulRestart(t *testing.T) {
 	}
 }
 
-func TestCounterSharedByTwoServers(t *testing.T) {
+func TestCounterSharedByTwoServers(t *testing.T) { forEachBackend(t, testCounterSharedByTwoServers) }
+
+func testCounterSharedByTwoServers(t *testing.T, be backend) {
 	for _, mode := range flushModes {
 		t.Run(mode.name, func(t *testing.T) {
-			dsn := filepath.Join(t.TempDir(), "shared.db")
+			dsn := be.dsn(t)
 			a := newApp(t, withDSN(dsn), withFlushInterval(mode.interval))
 			b := newApp(t, withDSN(dsn), withFlushInterval(mode.interval))
 			token, _ := a.auth.issue(1)
@@ -225,8 +233,10 @@ func (f *flakyStore) AddRequests(ctx context.Context, delta int64) (int64, error
 	return f.Store.AddRequests(ctx, delta)
 }
 
-func TestCounterFailedFlushLosesNothing(t *testing.T) {
-	app := newApp(t)
+func TestCounterFailedFlushLosesNothing(t *testing.T) { forEachBackend(t, testCounterFailedFlushLosesNothing) }
+
+func testCounterFailedFlushLosesNothing(t *testing.T, be backend) {
+	app := newApp(t, be.fresh(t))
 	flaky := &flakyStore{Store: app.store}
 	ctr := newCounter(flaky, time.Hour, testLogger())
 	ctx := context.Background()

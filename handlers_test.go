@@ -6,8 +6,10 @@ import (
 	"testing"
 )
 
-func TestRoutingErrorsAreJSON(t *testing.T) {
-	app := newApp(t)
+func TestRoutingErrorsAreJSON(t *testing.T) { forEachBackend(t, testRoutingErrorsAreJSON) }
+
+func testRoutingErrorsAreJSON(t *testing.T, be backend) {
+	app := newApp(t, be.fresh(t))
 	u := app.newUser()
 	tests := []struct {
 		name, method, path string
@@ -37,8 +39,10 @@ func TestRoutingErrorsAreJSON(t *testing.T) {
 	}
 }
 
-func TestPathsAnswerWithoutFinalSlash(t *testing.T) {
-	app := newApp(t)
+func TestPathsAnswerWithoutFinalSlash(t *testing.T) { forEachBackend(t, testPathsAnswerWithoutFinalSlash) }
+
+func testPathsAnswerWithoutFinalSlash(t *testing.T, be backend) {
+	app := newApp(t, be.fresh(t))
 	u := app.newUser()
 	id := app.newCollection(u, newMovie("Drama"))
 	tests := []struct {
@@ -62,8 +66,10 @@ func TestPathsAnswerWithoutFinalSlash(t *testing.T) {
 	}
 }
 
-func TestHealthz(t *testing.T) {
-	app := newApp(t)
+func TestHealthz(t *testing.T) { forEachBackend(t, testHealthz) }
+
+func testHealthz(t *testing.T, be backend) {
+	app := newApp(t, be.fresh(t))
 	res := app.do("GET", "/healthz", "", nil).mustStatus(t, 200)
 	if got := res.json(t)["status"]; got != "ok" {
 		t.Fatalf("status: got %v, want ok", got)
@@ -76,8 +82,10 @@ func TestHealthz(t *testing.T) {
 	}
 }
 
-func TestSuccessResponsesAreJSON(t *testing.T) {
-	app := newApp(t)
+func TestSuccessResponsesAreJSON(t *testing.T) { forEachBackend(t, testSuccessResponsesAreJSON) }
+
+func testSuccessResponsesAreJSON(t *testing.T, be backend) {
+	app := newApp(t, be.fresh(t))
 	u := app.newUser()
 	for _, path := range []string{"/collection/", "/request-count/"} {
 		res := app.do("GET", path, u.token, nil).mustStatus(t, 200)
