@@ -1,0 +1,7 @@
+-- wrk script: POST /collection/ with a small collection of two movies.
+-- The bearer token comes from wrk's -H option.
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.body = [[{"title":"Benchmark night","description":"created by wrk","movies":[
+{"uuid":"720e8796-5397-4e81-9bd7-763789463707","title":"Betrayal","description":"When one of her hits goes wrong, a professional assassin ends up with a suitcase full of a million dollars belonging to a mob boss.","genres":"Action,Drama,Thriller"},
+{"uuid":"57baf4f4-c9ef-4197-9e4f-acf04eae5b4d","title":"Queerama","description":"50 years after decriminalisation of homosexuality in the UK, director Daisy Asquith mines the jewels of the BFI archive.","genres":""}]}]]

@@ -1,0 +1,377 @@
+#!/usr/bin/env bash
+# Load benchmark of the service against a bare net/http baseline (issue 6).
+#
+#   bash bench/run.sh                       # from the repository root
+#   BENCH_DURATION=10s bash bench/run.sh    # longer wrk runs (default 5s)
+#   BENCH_PROFILE=1 bash bench/run.sh       # also capture CPU profiles
+#
+# It builds the server and the helpers in bench/, starts the server on a
+# fresh SQLite database with its default settings (bcrypt cost, info logging
+# to a file), a fake catalogue answering after 20 ms, and a bare baseline
+# server; seeds a user with 5 collections of 10 movies; then drives each
+# endpoint with wrk, baseline and service interleaved (A B A B) so that a
+# noisy machine affects both alike. The table goes to stdout and to
+# bench/out/latest.md, wrk's own output to bench/out/raw/.
+#
+# Server settings not pinned here (COUNTER_FLUSH_INTERVAL, DB_MAX_OPEN_CONNS,
+# ...) pass through from the environment and are listed in the table's
+# header. Everything listens on 127.0.0.1 only, and every process started
+# here is stopped on exit, Ctrl-C included.
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+root=$PWD
+bench=$root/bench
+out=$bench/out
+raw=$out/raw
+duration=${BENCH_DURATION:-5s}
+profile=${BENCH_PROFILE:-0}
+wrk_args=(-t2 "-d$duration" --timeout 10s --latency)
+
+log() { printf '== %s\n' "$*" >&2; }
+die() { printf 'bench: %s\n' "$*" >&2; exit 1; }
+
+# --- tools ---------------------------------------------------------------
+
+missing=()
+command -v wrk >/dev/null || missing+=(wrk)
+command -v curl >/dev/null || missing+=(curl)
+if ((${#missing[@]})); then
+  log "installing ${missing[*]}"
+  sudo=()
+  if ((EUID != 0)); then
+    command -v sudo >/dev/null || die "need root (or sudo) to install ${missing[*]}"
+    sudo=(sudo)
+  fi
+  "${sudo[@]}" apt-get update
+  "${sudo[@]}" apt-get install -y "${missing[@]}"
+fi
+command -v go >/dev/null || die "go is not on PATH"
+
+# --- processes and cleanup -----------------------------------------------
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/movies-bench.XXXXXX")
+pids=()        # every background process started here
+server_pid=""
+
+cleanup() {
+  local status=$?
+  trap - EXIT INT TERM
+  local pid
+  for pid in "${pids[@]}"; do
+    kill -TERM "$pid" 2>/dev/null || true
+  done
+  # The server shuts down gracefully on SIGTERM; give it a few seconds.
+  for _ in $(seq 50); do
+    local alive=0
+    for pid in "${pids[@]}"; do
+      kill -0 "$pid" 2>/dev/null && alive=1
+    done
+    ((alive)) || break
+    sleep 0.1
+  done
+  for pid in "${pids[@]}"; do
+    kill -KILL "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+  done
+  rm -rf "$tmp"
+  exit "$status"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# free_port prints a loopback port that nothing listens on and that this
+# script has not handed out yet.
+used_ports=" "
+free_port() {
+  local p
+  for _ in $(seq 200); do
+    p=$((20000 + RANDOM % 40000))
+    [[ $used_ports == *" $p "* ]] && continue
+    if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
+      used_ports+="$p "
+      echo "$p"
+      return
+    fi
+  done
+  die "no free loopback port found"
+}
+
+# wait_http URL PID LOG [STATUS]: wait until URL answers (with STATUS when
+# given, any status otherwise) while PID is alive; on failure show LOG.
+wait_http() {
+  local url=$1 pid=$2 logfile=$3 want=${4:-} code
+  for _ in $(seq 200); do
+    kill -0 "$pid" 2>/dev/null || { tail -n 20 "$logfile" >&2; die "process for $url exited"; }
+    code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 1 "$url" || true)
+    if [[ $code != 000 && ( -z $want || $code == "$want" ) ]]; then
+      return
+    fi
+    sleep 0.1
+  done
+  tail -n 20 "$logfile" >&2
+  die "$url did not answer ${want:-at all} within 20s (last status $code)"
+}
+
+# --- build ----------------------------------------------------------------
+
+log "building the server and the helpers"
+go build -o "$tmp/movies" .
+go build -o "$tmp/baseline" ./bench/baseline
+go build -o "$tmp/fakecatalogue" ./bench/fakecatalogue
+
+# --- start ----------------------------------------------------------------
+
+# Pinned to their defaults: the benchmark measures what production runs.
+unset BCRYPT_COST LOG_LEVEL PPROF_ADDR PUBLIC_URL
+
+cat_port=$(free_port)
+base_port=$(free_port)
+srv_port=$(free_port)
+export MOVIES_API_USERNAME=bench-catalogue
+MOVIES_API_PASSWORD=$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')
+export MOVIES_API_PASSWORD
+
+"$tmp/fakecatalogue" -addr "127.0.0.1:$cat_port" -delay 20ms >"$tmp/fakecatalogue.log" 2>&1 &
+pids+=($!)
+cat_pid=$!
+"$tmp/baseline" -addr "127.0.0.1:$base_port" >"$tmp/baseline.log" 2>&1 &
+pids+=($!)
+base_pid=$!
+
+server_env=(
+  "ADDR=127.0.0.1:$srv_port"
+  "DATABASE_URL=$tmp/bench.db"
+  "MOVIES_API_URL=http://127.0.0.1:$cat_port/api/v1/maya/movies/"
+)
+pprof_addr=""
+if [[ $profile == 1 ]]; then
+  pprof_addr=127.0.0.1:$(free_port)
+  server_env+=("PPROF_ADDR=$pprof_addr")
+fi
+env "${server_env[@]}" "$tmp/movies" >"$tmp/server.log" 2>&1 &
+server_pid=$!
+pids+=("$server_pid")
+
+wait_http "http://127.0.0.1:$cat_port/" "$cat_pid" "$tmp/fakecatalogue.log"
+wait_http "http://127.0.0.1:$base_port/" "$base_pid" "$tmp/baseline.log" 200
+wait_http "http://127.0.0.1:$srv_port/healthz" "$server_pid" "$tmp/server.log" 200
+service=http://127.0.0.1:$srv_port
+baseline=http://127.0.0.1:$base_port
+log "server on $service (pid $server_pid), baseline on $baseline, fake catalogue on 127.0.0.1:$cat_port"
+
+# --- seed -----------------------------------------------------------------
+
+# api METHOD PATH [BODY]: call the service; the body of the answer goes to
+# $tmp/answer, the status to stdout.
+api() {
+  local args=(-s -o "$tmp/answer" -w '%{http_code}' -X "$1" -H 'Content-Type: application/json')
+  [[ -n ${TOKEN:-} ]] && args+=(-H "Authorization: Bearer $TOKEN")
+  [[ $# -ge 3 ]] && args+=(--data-binary "$3")
+  curl "${args[@]}" "$service$2"
+}
+expect() { # expect STATUS WHAT: check the last api call's status
+  [[ $code == "$1" ]] || die "$2: status $code, want $1: $(head -c 300 "$tmp/answer")"
+}
+json_field() { sed -n "s/.*\"$1\":\"\\([^\"]*\\)\".*/\\1/p" "$tmp/answer"; }
+
+log "seeding a user with 5 collections of 10 movies"
+user='{"username":"bench","password":"correct horse battery"}'
+code=$(api POST /register/ "$user"); expect 201 "register"
+code=$(api POST /login/ "$user"); expect 200 "login"
+TOKEN=$(json_field access_token)
+[[ -n $TOKEN ]] || die "login answered no access_token"
+
+genres=("Action,Drama" "Comedy,Romance" "Drama" "Action,Thriller,Crime" "Science Fiction,Adventure"
+  "Animation,Family,Comedy" "" "Drama,History,War" "Horror,Mystery,Thriller" "Documentary,Music")
+titles=("Evening Shadows" "The Long Road" "Paper Moons" "Harbour Lights" "Iron Meadow"
+  "Quiet Storm" "Glass Kingdom" "Northern Line" "Salt and Smoke" "The Last Orchard")
+collection_id=""
+for c in 1 2 3 4 5; do
+  movies=""
+  for m in 0 1 2 3 4 5 6 7 8 9; do
+    uuid=$(cat /proc/sys/kernel/random/uuid)
+    movies+="${movies:+,}{\"uuid\":\"$uuid\",\"title\":\"${titles[m]} $c\","
+    movies+="\"description\":\"A film about ${titles[m],,}, number $m of collection $c.\","
+    movies+="\"genres\":\"${genres[(m + c) % 10]}\"}"
+  done
+  body="{\"title\":\"Collection $c\",\"description\":\"Seeded for the benchmark\",\"movies\":[$movies]}"
+  code=$(api POST /collection/ "$body"); expect 201 "create collection $c"
+  id=$(json_field collection_uuid)
+  collection_id=${collection_id:-$id}
+done
+[[ -n $collection_id ]] || die "create collection answered no collection_uuid"
+code=$(api GET "/collection/$collection_id/"); expect 200 "get collection"
+grep -q '"movies":\[{' "$tmp/answer" || die "seeded collection has no movies: $(head -c 300 "$tmp/answer")"
+
+# --- measure --------------------------------------------------------------
+
+mkdir -p "$raw"
+if [[ $profile == 1 ]]; then
+  rm -f "$out"/*.cpu.pprof
+fi
+
+# parse FILE: print "req/s p50_ms p99_ms non2xx socket_errors requests"
+# from wrk's output.
+parse() {
+  awk '
+    function ms(v, n) {
+      n = v + 0
+      if (v ~ /us$/) return n / 1000
+      if (v ~ /ms$/) return n
+      if (v ~ /s$/) return n * 1000
+      if (v ~ /m$/) return n * 60000
+      if (v ~ /h$/) return n * 3600000
+      return n
+    }
+    /^Requests\/sec:/ { rps = $2 }
+    /Latency Distribution/ { dist = 1 }
+    dist && $1 == "50%" { p50 = ms($2) }
+    dist && $1 == "99%" { p99 = ms($2) }
+    /Non-2xx or 3xx responses:/ { non2xx = $NF }
+    /Socket errors:/ { gsub(/,/, ""); errs = $4 + $6 + $8 + $10 }
+    / requests in / { total = $1 }
+    END { printf "%s %s %s %d %d %d\n", rps + 0, p50 + 0, p99 + 0, non2xx, errs, total }
+  ' "$1"
+}
+
+# run_wrk FILE URL TAG [wrk options...]: one wrk run, its output kept in
+# FILE. TAG is passed to the script (register.lua makes names unique with it).
+run_wrk() {
+  local file=$1 url=$2 tag=$3
+  shift 3
+  if ! wrk "${wrk_args[@]}" "$@" "$url" "$tag" >"$file" 2>&1; then
+    cat "$file" >&2
+    die "wrk failed against $url"
+  fi
+  kill -0 "$server_pid" 2>/dev/null || { tail -n 20 "$tmp/server.log" >&2; die "the server exited"; }
+}
+
+rows=()   # one Markdown row per endpoint
+runs=()   # one Markdown row per endpoint with every run's req/s
+
+# measure NAME LABEL PATH BASELINE(yes|no) AUTH(yes|no) CONNECTIONS [SCRIPT]:
+# drive the baseline and the service, interleaved, twice each, and add a
+# table row.
+measure() {
+  local name=$1 label=$2 path=$3 with_baseline=$4 auth=$5 conns=$6 script=${7:-}
+  local opts=("-c$conns")
+  [[ -n $script ]] && opts+=(-s "$bench/$script")
+  [[ $auth == yes ]] && opts+=(-H "Authorization: Bearer $TOKEN")
+  local i prof_pid s b
+  local -a srv=() base=()
+  for i in 1 2; do
+    if [[ $with_baseline == yes ]]; then
+      log "$label: baseline run $i"
+      run_wrk "$raw/$name.baseline.$i.txt" "$baseline$path" "b$i" "${opts[@]}"
+      base+=("$(parse "$raw/$name.baseline.$i.txt")")
+    fi
+    prof_pid=""
+    if [[ $profile == 1 && $i == 2 ]]; then
+      curl -s -o "$out/$name.cpu.pprof" "http://$pprof_addr/debug/pprof/profile?seconds=5" &
+      prof_pid=$!
+      pids+=("$prof_pid")
+    fi
+    log "$label: service run $i"
+    run_wrk "$raw/$name.service.$i.txt" "$service$path" "s$i" "${opts[@]}"
+    srv+=("$(parse "$raw/$name.service.$i.txt")")
+    if [[ -n $prof_pid ]]; then
+      wait "$prof_pid" || log "$label: CPU profile capture failed"
+    fi
+  done
+
+  # Means over the runs; failures summed. Fields: rps p50 p99 non2xx errs total.
+  s=$(printf '%s\n' "${srv[@]}" | awk '{r+=$1; a+=$2; b+=$3; n2+=$4; e+=$5; t+=$6; n++}
+    END {printf "%.0f %.2f %.2f %d %d %d", r/n, a/n, b/n, n2, e, t}')
+  read -r s_rps s_p50 s_p99 s_non2xx s_errs s_total <<<"$s"
+  local runs_text
+  runs_text=$(printf '%s\n' "${srv[@]}" | awk '{printf "%s%.0f", (NR>1 ? ", " : ""), $1}')
+  if [[ $with_baseline == yes ]]; then
+    b=$(printf '%s\n' "${base[@]}" | awk '{r+=$1; a+=$2; b+=$3; n2+=$4; e+=$5; n++}
+      END {printf "%.0f %.2f %.2f %d %d", r/n, a/n, b/n, n2, e}')
+    read -r b_rps _ b_p99 b_non2xx b_errs <<<"$b"
+    if ((b_non2xx + b_errs)); then
+      log "$label: the baseline had $b_non2xx non-2xx answers and $b_errs socket errors"
+    fi
+    local ratio p99_ratio
+    ratio=$(awk -v s="$s_rps" -v b="$b_rps" 'BEGIN {printf "%.2f", (b > 0 ? s / b : 0)}')
+    p99_ratio=$(awk -v s="$s_p99" -v b="$b_p99" 'BEGIN {printf "%.2f", (b > 0 ? s / b : 0)}')
+    rows+=("| \`$label\` | $s_rps | $b_rps | **$ratio** | $s_p50 | $s_p99 | $b_p99 | $p99_ratio | $s_non2xx / $s_total | $s_errs |")
+    runs_text="baseline $(printf '%s\n' "${base[@]}" | awk '{printf "%s%.0f", (NR>1 ? ", " : ""), $1}'); service $runs_text"
+  else
+    rows+=("| \`$label\` | $s_rps | — | — | $s_p50 | $s_p99 | — | — | $s_non2xx / $s_total | $s_errs |")
+    runs_text="service $runs_text"
+  fi
+  runs+=("| \`$label\` | $runs_text |")
+}
+
+measure request-count "GET /request-count/" /request-count/ yes yes 64
+measure collection-list "GET /collection/" /collection/ yes yes 64
+measure collection-get "GET /collection/{uuid}/" "/collection/$collection_id/" yes yes 64
+measure collection-create "POST /collection/" /collection/ yes yes 64 post_collection.lua
+measure movies "GET /movies/" /movies/ yes yes 64 movies.lua
+# Registration is bcrypt-bound: with 64 connections every request waits for
+# some 64 hashes to share 2 cores, longer than a run, so few complete within
+# it and the cut-off ones keep the server busy into the next run. 8
+# connections keep both cores busy and the count honest.
+measure register "POST /register/" /register/ no no 8 register.lua
+
+# --- report ---------------------------------------------------------------
+
+rss=$(awk '/^VmHWM:/ {printf "%.1f", $2 / 1024}' "/proc/$server_pid/status")
+
+# Stop the server now, to report whether it shut down cleanly.
+kill -TERM "$server_pid"
+server_status=0
+wait "$server_pid" || server_status=$?
+
+log_lines=$(wc -l <"$tmp/server.log")
+grep -v '"level":"INFO"' "$tmp/server.log" | head -n 200 >"$out/server-warnings.log" || true
+warnings=$(grep -vc '"level":"INFO"' "$tmp/server.log" || true)
+
+commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
+if [[ -n $(git status --porcelain --untracked-files=no 2>/dev/null) ]]; then
+  commit+=" + uncommitted changes"
+fi
+cpu=$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo 2>/dev/null || true)
+passed=()
+for v in COUNTER_FLUSH_INTERVAL DB_MAX_OPEN_CONNS DB_MAX_IDLE_CONNS DB_CONN_MAX_LIFETIME \
+  DB_CONN_MAX_IDLE_TIME TOKEN_TTL MOVIES_API_TIMEOUT MOVIES_API_MAX_ATTEMPTS SHUTDOWN_TIMEOUT JWT_SECRET; do
+  if [[ -n ${!v:-} ]]; then
+    if [[ $v == JWT_SECRET ]]; then passed+=("JWT_SECRET (set)"); else passed+=("$v=${!v}"); fi
+  fi
+done
+
+{
+  echo "Benchmark of $commit on $(date -u +%Y-%m-%dT%H:%MZ): $(nproc) CPUs${cpu:+ ($cpu)}, server and wrk on the same machine."
+  echo "\`wrk -t2 -c64 -d$duration --timeout 10s --latency\` (\`-c8\` for \`POST /register/\`), baseline and service interleaved A B A B; req/s and latencies (ms) are the means of the two runs."
+  echo "Server defaults (bcrypt cost 10, info logs to a file)${passed[*]:+, with ${passed[*]}}; fake catalogue answering after 20 ms."
+  echo
+  echo "| endpoint | service req/s | baseline req/s | ratio | service p50 | service p99 | baseline p99 | p99 ratio | service non-2xx | socket errors |"
+  echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+  printf '%s\n' "${rows[@]}"
+  echo
+  echo "Server peak RSS (VmHWM): $rss MiB."
+  echo
+  echo "\`GET /movies/\` waits 20 ms for the fake catalogue on each call (pages drawn from 1..200), so 64 connections cap it near 64 / 0.020 s = 3,200 req/s: its ratio measures that wait, not the server."
+  echo
+  echo "<details><summary>Every run (req/s, in order)</summary>"
+  echo
+  echo "| endpoint | runs |"
+  echo "|---|---|"
+  printf '%s\n' "${runs[@]}"
+  echo
+  echo "</details>"
+} >"$out/latest.md"
+
+echo
+cat "$out/latest.md"
+echo
+echo "Table written to bench/out/latest.md; wrk's output in bench/out/raw/."
+echo "Server: $log_lines log lines, $warnings not at INFO level (first 200 in bench/out/server-warnings.log); exit status $server_status after SIGTERM."
+if [[ $profile == 1 ]]; then
+  echo "CPU profiles (5 s, during each endpoint's second service run):"
+  ls -1 "$out"/*.cpu.pprof 2>/dev/null | sed "s|^$root/|  |" || true
+  echo "View one with: go tool pprof -http=127.0.0.1:0 bench/out/collection-list.cpu.pprof"
+fi
