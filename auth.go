@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"runtime"
 	"strconv"
 	"strings"
 	"time"
@@ -24,6 +25,10 @@ type authenticator struct {
 	// dummyHash is compared against when a login names no account, so an
 	// unknown name costs as much time as a wrong password.
 	dummyHash []byte
+	// hashSlots bounds the bcrypt computations running at once to the
+	// CPUs: more would only make every one of them slower, and a request
+	// whose client has gone never starts one.
+	hashSlots chan struct{}
 	now       func() time.Time
 	parser    *jwt.Parser
 }
@@ -49,6 +54,7 @@ func newAuthenticator(ctx context.Context, store *Store, secret string, ttl time
 		ttl:        ttl,
 		bcryptCost: bcryptCost,
 		dummyHash:  dummy,
+		hashSlots:  make(chan struct{}, runtime.NumCPU()),
 		now:        time.Now,
 	}
 	a.parser = jwt.NewParser(
@@ -57,6 +63,49 @@ func newAuthenticator(ctx context.Context, store *Store, secret string, ttl time
 		jwt.WithTimeFunc(func() time.Time { return a.now() }),
 	)
 	return a, nil
+}
+
+// withHashSlot runs fn, a bcrypt computation, once a slot is free, or
+// returns ctx's error if the request ends first.
+func (a *authenticator) withHashSlot(ctx context.Context, fn func()) error {
+	select {
+	case a.hashSlots <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	defer func() { <-a.hashSlots }()
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	fn()
+	return nil
+}
+
+// hashPassword returns the bcrypt hash of password.
+func (a *authenticator) hashPassword(ctx context.Context, password string) (string, error) {
+	var hash []byte
+	var err error
+	if serr := a.withHashSlot(ctx, func() { hash, err = bcrypt.GenerateFromPassword([]byte(password), a.bcryptCost) }); serr != nil {
+		return "", serr
+	}
+	if err != nil {
+		return "", fmt.Errorf("hash password: %w", err)
+	}
+	return string(hash), nil
+}
+
+// checkPassword reports whether password matches hash. An empty hash (no
+// such account) is compared against a dummy so that it costs the same.
+func (a *authenticator) checkPassword(ctx context.Context, hash, password string) (bool, error) {
+	h := []byte(hash)
+	if hash == "" {
+		h = a.dummyHash
+	}
+	var err error
+	if serr := a.withHashSlot(ctx, func() { err = bcrypt.CompareHashAndPassword(h, []byte(password)) }); serr != nil {
+		return false, serr
+	}
+	return err == nil && hash != "", nil
 }
 
 // issue returns a signed access token for the user.
@@ -158,11 +207,11 @@ func (s *server) handleRegister(w http.ResponseWriter, r *http.Request) error {
 	if problems := in.valid(); problems != nil {
 		return invalidFields(problems)
 	}
-	hash, err := bcrypt.GenerateFromPassword([]byte(*in.Password), s.auth.bcryptCost)
+	hash, err := s.auth.hashPassword(r.Context(), *in.Password)
 	if err != nil {
-		return fmt.Errorf("hash password: %w", err)
+		return err
 	}
-	id, err := s.store.CreateUser(r.Context(), *in.Username, string(hash))
+	id, err := s.store.CreateUser(r.Context(), *in.Username, hash)
 	if errors.Is(err, errUsernameTaken) {
 		return &apiError{Code: codeConflict, Message: "this username is taken", Fields: map[string]string{"username": "is taken"}}
 	}
@@ -187,14 +236,14 @@ func (s *server) handleLogin(w http.ResponseWriter, r *http.Request) error {
 		return invalidFields(in.valid())
 	}
 	u, err := s.store.UserByName(r.Context(), *in.Username)
-	switch {
-	case errors.Is(err, errNotFound):
-		bcrypt.CompareHashAndPassword(s.auth.dummyHash, []byte(*in.Password))
-		return errBadCredentials
-	case err != nil:
+	if err != nil && !errors.Is(err, errNotFound) {
 		return err
 	}
-	if bcrypt.CompareHashAndPassword([]byte(u.PasswordHash), []byte(*in.Password)) != nil {
+	ok, err := s.auth.checkPassword(r.Context(), u.PasswordHash, *in.Password)
+	if err != nil {
+		return err
+	}
+	if !ok {
 		return errBadCredentials
 	}
 	token, err := s.auth.issue(u.ID)

@@ -198,7 +198,9 @@ func (a *testApp) doHeader(method, path, authorization string) response {
 	return a.doWith(method, path, nil, map[string]string{"Authorization": authorization})
 }
 
-func TestRegisterRaceCreatesOneAccount(t *testing.T) { forEachBackend(t, testRegisterRaceCreatesOneAccount) }
+func TestRegisterRaceCreatesOneAccount(t *testing.T) {
+	forEachBackend(t, testRegisterRaceCreatesOneAccount)
+}
 
 func testRegisterRaceCreatesOneAccount(t *testing.T, be backend) {
 	app := newApp(t, be.fresh(t))
@@ -241,7 +243,9 @@ func testRegisterRaceCreatesOneAccount(t *testing.T, be backend) {
 	}
 }
 
-func TestGeneratedSecretSurvivesRestart(t *testing.T) { forEachBackend(t, testGeneratedSecretSurvivesRestart) }
+func TestGeneratedSecretSurvivesRestart(t *testing.T) {
+	forEachBackend(t, testGeneratedSecretSurvivesRestart)
+}
 
 func testGeneratedSecretSurvivesRestart(t *testing.T, be backend) {
 	dsn := be.dsn(t)

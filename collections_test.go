@@ -207,7 +207,9 @@ func testCollectionValidation(t *testing.T, be backend) {
 	}
 }
 
-func TestCollectionListOrderAndIsolation(t *testing.T) { forEachBackend(t, testCollectionListOrderAndIsolation) }
+func TestCollectionListOrderAndIsolation(t *testing.T) {
+	forEachBackend(t, testCollectionListOrderAndIsolation)
+}
 
 func testCollectionListOrderAndIsolation(t *testing.T, be backend) {
 	app := newApp(t, be.fresh(t))

@@ -71,7 +71,7 @@ func (c *counter) loop() {
 		case <-c.stop:
 			return
 		case <-t.C:
-			ctx, cancel := context.WithTimeout(context.Background(), 10*c.interval+time.Second)
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			if err := c.flush(ctx); err != nil {
 				// The count stays pending and goes with the next flush.
 				c.logger.Warn("persist request count failed; will retry", "err", err)

@@ -43,7 +43,9 @@ var flushModes = []struct {
 	{"write-through", 0},
 }
 
-func TestCounterExactUnderConcurrency(t *testing.T) { forEachBackend(t, testCounterExactUnderConcurrency) }
+func TestCounterExactUnderConcurrency(t *testing.T) {
+	forEachBackend(t, testCounterExactUnderConcurrency)
+}
 
 func testCounterExactUnderConcurrency(t *testing.T, be backend) {
 	for _, mode := range flushModes {
@@ -233,7 +235,9 @@ func (f *flakyStore) AddRequests(ctx context.Context, delta int64) (int64, error
 	return f.Store.AddRequests(ctx, delta)
 }
 
-func TestCounterFailedFlushLosesNothing(t *testing.T) { forEachBackend(t, testCounterFailedFlushLosesNothing) }
+func TestCounterFailedFlushLosesNothing(t *testing.T) {
+	forEachBackend(t, testCounterFailedFlushLosesNothing)
+}
 
 func testCounterFailedFlushLosesNothing(t *testing.T, be backend) {
 	app := newApp(t, be.fresh(t))

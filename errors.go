@@ -1,9 +1,6 @@
 package main
 
-import (
-	"errors"
-	"net/http"
-)
+import "net/http"
 
 // Error codes, one per kind of failure a client can act on. statusOf maps
 // each to its HTTP status.
@@ -66,12 +63,3 @@ var (
 	errCollectionNotFound = newError(codeNotFound, "collection not found")
 	errRouteNotFound      = newError(codeNotFound, "no such endpoint")
 )
-
-// errorCode returns the client-facing code of err, or codeInternal.
-func errorCode(err error) string {
-	var ae *apiError
-	if errors.As(err, &ae) {
-		return ae.Code
-	}
-	return codeInternal
-}

@@ -165,7 +165,14 @@ type errorDetail struct {
 // a bug, logged here and answered 500 without its text.
 func (s *server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	var ae *apiError
-	if !errors.As(err, &ae) {
+	switch {
+	case errors.As(err, &ae):
+	case r.Context().Err() != nil && errors.Is(err, r.Context().Err()):
+		// The client went away or its deadline passed: not a bug, and
+		// nobody reads this answer.
+		s.logger.Debug("request ended by the client", "method", r.Method, "path", r.URL.Path)
+		ae = newError(codeUnavailable, "the request was cancelled")
+	default:
 		s.logger.Error("internal error", "method", r.Method, "path", r.URL.Path, "err", err)
 		ae = newError(codeInternal, "something went wrong on our side")
 	}

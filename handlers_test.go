@@ -39,7 +39,9 @@ func testRoutingErrorsAreJSON(t *testing.T, be backend) {
 	}
 }
 
-func TestPathsAnswerWithoutFinalSlash(t *testing.T) { forEachBackend(t, testPathsAnswerWithoutFinalSlash) }
+func TestPathsAnswerWithoutFinalSlash(t *testing.T) {
+	forEachBackend(t, testPathsAnswerWithoutFinalSlash)
+}
 
 func testPathsAnswerWithoutFinalSlash(t *testing.T, be backend) {
 	app := newApp(t, be.fresh(t))

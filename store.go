@@ -111,7 +111,7 @@ func openStore(ctx context.Context, dsn string, pool poolConfig) (*Store, error)
 
 func openSQLite(path string, pool poolConfig) (*Store, error) {
 	path = strings.TrimPrefix(strings.TrimPrefix(path, "sqlite://"), "sqlite:")
-	if path == "" || strings.ContainsAny(path, "?#") || path == ":memory:" {
+	if path == "" || path == ":memory:" {
 		return nil, fmt.Errorf("%q is not a SQLite file path", path)
 	}
 	// PRAGMAs go in the DSN so that every pooled connection gets them;
@@ -314,10 +314,17 @@ func (s *Store) Setting(ctx context.Context, key, fallback string) (string, erro
 
 // AddRequests adds delta to the persisted request count in one atomic
 // statement and returns the new total.
+//
+// It runs in an explicit transaction so that an error means the change
+// was not made: a statement cut short by its context after it ran, but
+// outside a transaction, would leave the caller unable to tell, and
+// retrying would count the same requests twice.
 func (s *Store) AddRequests(ctx context.Context, delta int64) (int64, error) {
 	var total int64
-	err := s.write.QueryRowContext(ctx,
-		`UPDATE request_counter SET value = value + $1 WHERE id = 1 RETURNING value`, delta).Scan(&total)
+	err := s.withTx(ctx, func(tx *sql.Tx) error {
+		return tx.QueryRowContext(ctx,
+			`UPDATE request_counter SET value = value + $1 WHERE id = 1 RETURNING value`, delta).Scan(&total)
+	})
 	if err != nil {
 		return 0, fmt.Errorf("add requests: %w", err)
 	}
