@@ -277,3 +277,12 @@ func testPasswordStoredAsBcrypt(t *testing.T, be backend) {
 		t.Fatalf("stored hash does not match the password: %v", err)
 	}
 }
+
+func TestTokenExpiresEvenAfterUse(t *testing.T) {
+	app := newApp(t)
+	u := app.newUser()
+	app.do("GET", "/collection/", u.token, nil).mustStatus(t, 200)
+	app.do("GET", "/collection/", u.token, nil).mustStatus(t, 200)
+	app.auth.now = func() time.Time { return time.Now().Add(time.Hour + time.Second) }
+	app.do("GET", "/collection/", u.token, nil).mustStatus(t, 401)
+}

@@ -450,3 +450,30 @@ func BenchmarkCollectionList(b *testing.B) {
 		app.do("GET", "/collection/", u.token, nil)
 	}
 }
+
+func TestCollectionReadsSeeOtherProcessesWrites(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, be backend) {
+		dsn := be.dsn(t)
+		a, b := newApp(t, withDSN(dsn)), newApp(t, withDSN(dsn))
+		u := a.newUser()
+		id := a.newCollection(u, newMovie("Drama"))
+		// Read twice through a, so that whatever a may cache is warm.
+		for range 2 {
+			a.listCollections(u)
+			a.getCollection(u, id)
+		}
+		// Then write through b, another process on the same database.
+		b.do("PUT", "/collection/"+id+"/", u.token, map[string]any{"title": "Changed by b", "movies": []movie{newMovie("Horror")}}).mustStatus(t, 200)
+		second := b.newCollection(u)
+
+		if got := a.getCollection(u, id); got.Title != "Changed by b" || got.Movies[0].Genres != "Horror" {
+			t.Fatalf("a serves a stale collection: %+v", got)
+		}
+		list := a.listCollections(u)
+		if len(list.Collections) != 2 || list.Collections[1].UUID != second || list.FavouriteGenres != "Horror" {
+			t.Fatalf("a serves a stale list: %+v", list)
+		}
+		b.do("DELETE", "/collection/"+id+"/", u.token, nil).mustStatus(t, 204)
+		a.do("GET", "/collection/"+id+"/", u.token, nil).mustStatus(t, 404)
+	})
+}

@@ -23,6 +23,7 @@ type server struct {
 	catalogue *catalogue
 	publicURL string
 	mux       *http.ServeMux
+	cache     *responseCache
 }
 
 // newServer returns the service's whole HTTP handler: the routes of
@@ -44,6 +45,7 @@ func newRoutes(logger *slog.Logger, store *Store, auth *authenticator, counter *
 		catalogue: catalogue,
 		publicURL: publicURL,
 		mux:       http.NewServeMux(),
+		cache:     newResponseCache(8 << 20),
 	}
 	s.addRoutes()
 	return s
@@ -383,14 +385,41 @@ type collectionListData struct {
 
 // handleCollectionList serves GET /collection/.
 func (s *server) handleCollectionList(w http.ResponseWriter, r *http.Request, userID int64) error {
-	list, genres, err := s.store.Collections(r.Context(), userID)
+	return s.cached(w, r, cacheKey{userID: userID}, func() (any, error) {
+		list, genres, err := s.store.Collections(r.Context(), userID)
+		if err != nil {
+			return nil, err
+		}
+		return collectionList{
+			IsSuccess: true,
+			Data:      collectionListData{Collections: list, FavouriteGenres: favouriteGenres(genres)},
+		}, nil
+	})
+}
+
+// cached answers 200 with the body cached for key if the database has not
+// changed since it was read, else with load's value, which it caches.
+func (s *server) cached(w http.ResponseWriter, r *http.Request, key cacheKey, load func() (any, error)) error {
+	// The version is read before the data: a write landing in between
+	// makes the entry stale at once, never stale data look current.
+	version, cacheable := s.store.Version(r.Context())
+	if cacheable {
+		if body, ok := s.cache.get(key, version); ok {
+			return writeJSON(w, http.StatusOK, body)
+		}
+	}
+	v, err := load()
 	if err != nil {
 		return err
 	}
-	return encode(w, http.StatusOK, collectionList{
-		IsSuccess: true,
-		Data:      collectionListData{Collections: list, FavouriteGenres: favouriteGenres(genres)},
-	})
+	body, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("encode response: %w", err)
+	}
+	if cacheable {
+		s.cache.put(key, version, body)
+	}
+	return writeJSON(w, http.StatusOK, body)
 }
 
 // handleCollectionGet serves GET /collection/{id}/.
@@ -399,14 +428,13 @@ func (s *server) handleCollectionGet(w http.ResponseWriter, r *http.Request, use
 	if err != nil {
 		return err
 	}
-	c, err := s.store.Collection(r.Context(), userID, id)
-	if errors.Is(err, errNotFound) {
-		return errCollectionNotFound
-	}
-	if err != nil {
-		return err
-	}
-	return encode(w, http.StatusOK, c)
+	return s.cached(w, r, cacheKey{userID: userID, id: id}, func() (any, error) {
+		c, err := s.store.Collection(r.Context(), userID, id)
+		if errors.Is(err, errNotFound) {
+			return nil, errCollectionNotFound
+		}
+		return c, err
+	})
 }
 
 // handleCollectionUpdate serves PUT /collection/{id}/.

@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/jackc/pgx/v5/pgconn"
 	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" driver
@@ -87,6 +88,69 @@ type Store struct {
 	write *sql.DB
 	read  *sql.DB
 	desc  string
+
+	// stmts holds prepared statements by pool and query text, so that
+	// hot queries are parsed once per connection rather than per call.
+	stmts sync.Map // stmtKey -> *sql.Stmt
+
+	// version reads SQLite's data_version on a connection of its own
+	// (the number is per connection); nil for PostgreSQL.
+	versionMu   sync.Mutex
+	versionStmt *sql.Stmt
+	versionConn *sql.Conn
+}
+
+type stmtKey struct {
+	db    *sql.DB
+	query string
+}
+
+// prepared returns query prepared on db, preparing it on first use.
+func (s *Store) prepared(ctx context.Context, db *sql.DB, query string) (*sql.Stmt, error) {
+	key := stmtKey{db, query}
+	if st, ok := s.stmts.Load(key); ok {
+		return st.(*sql.Stmt), nil
+	}
+	st, err := db.PrepareContext(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	if prev, loaded := s.stmts.LoadOrStore(key, st); loaded {
+		st.Close()
+		return prev.(*sql.Stmt), nil
+	}
+	return st, nil
+}
+
+// txStmt returns query prepared for use in tx: the statement prepared on
+// the writer pool at open when it is one of writeQueries, else a new one.
+// (Preparing on the pool here could wait forever for SQLite's single
+// writer connection, which tx holds.)
+func (s *Store) txStmt(ctx context.Context, tx *sql.Tx, query string) (*sql.Stmt, error) {
+	if st, ok := s.stmts.Load(stmtKey{s.write, query}); ok {
+		return tx.StmtContext(ctx, st.(*sql.Stmt)), nil
+	}
+	return tx.PrepareContext(ctx, query)
+}
+
+// writeQueries are the statements run in write transactions often enough
+// to prepare once, at open.
+var writeQueries = []string{counterUpdate, collectionQuery}
+
+// Version returns a number that changes whenever a transaction commits
+// to the database, from any connection of this process or another. ok is
+// false when the backend cannot tell cheaply (PostgreSQL): then nothing
+// read from it may be cached.
+func (s *Store) Version(ctx context.Context) (v int64, ok bool) {
+	if s.versionStmt == nil {
+		return 0, false
+	}
+	s.versionMu.Lock()
+	defer s.versionMu.Unlock()
+	if err := s.versionStmt.QueryRowContext(ctx).Scan(&v); err != nil {
+		return 0, false
+	}
+	return v, true
 }
 
 // openStore opens the database that dsn names and brings its schema up
@@ -105,6 +169,18 @@ func openStore(ctx context.Context, dsn string, pool poolConfig) (*Store, error)
 	if err := s.migrate(ctx); err != nil {
 		s.Close()
 		return nil, err
+	}
+	for _, q := range writeQueries {
+		if _, err := s.prepared(ctx, s.write, q); err != nil {
+			s.Close()
+			return nil, fmt.Errorf("prepare: %w", err)
+		}
+	}
+	if s.dialect.name == "sqlite" {
+		if err := s.openVersion(ctx); err != nil {
+			s.Close()
+			return nil, fmt.Errorf("open database: %w", err)
+		}
 	}
 	return s, nil
 }
@@ -136,11 +212,29 @@ func openSQLite(path string, pool poolConfig) (*Store, error) {
 	if n == 0 {
 		n = max(4, 2*runtime.NumCPU())
 	}
-	read.SetMaxOpenConns(n)
-	read.SetMaxIdleConns(n)
+	// One more for the connection that reads data_version.
+	read.SetMaxOpenConns(n + 1)
+	read.SetMaxIdleConns(n + 1)
 	read.SetConnMaxLifetime(0)
 	read.SetConnMaxIdleTime(0)
 	return &Store{dialect: sqliteDialect, write: write, read: read, desc: "sqlite:" + path}, nil
+}
+
+// openVersion sets up Version for SQLite: PRAGMA data_version, on one
+// connection kept for it, changes whenever another connection (our writer
+// or another process) commits.
+func (s *Store) openVersion(ctx context.Context) error {
+	conn, err := s.read.Conn(ctx)
+	if err != nil {
+		return err
+	}
+	st, err := conn.PrepareContext(ctx, "PRAGMA data_version")
+	if err != nil {
+		conn.Close()
+		return err
+	}
+	s.versionConn, s.versionStmt = conn, st
+	return nil
 }
 
 func openPostgres(dsn string, pool poolConfig) (*Store, error) {
@@ -173,6 +267,11 @@ func (s *Store) Describe() string { return s.desc }
 
 // Close closes every connection.
 func (s *Store) Close() error {
+	s.stmts.Range(func(_, st any) bool { st.(*sql.Stmt).Close(); return true })
+	if s.versionConn != nil {
+		s.versionStmt.Close()
+		s.versionConn.Close()
+	}
 	err := s.write.Close()
 	if s.read != s.write {
 		err = errors.Join(err, s.read.Close())
@@ -285,9 +384,11 @@ func (s *Store) CreateUser(ctx context.Context, username, passwordHash string) (
 // UserByName finds an account by name in any letter case.
 func (s *Store) UserByName(ctx context.Context, username string) (user, error) {
 	var u user
-	err := s.read.QueryRowContext(ctx,
-		`SELECT id, username, password_hash FROM users WHERE lower(username) = $1`,
-		strings.ToLower(username)).Scan(&u.ID, &u.Username, &u.PasswordHash)
+	st, err := s.prepared(ctx, s.read, `SELECT id, username, password_hash FROM users WHERE lower(username) = $1`)
+	if err != nil {
+		return u, fmt.Errorf("find user: %w", err)
+	}
+	err = st.QueryRowContext(ctx, strings.ToLower(username)).Scan(&u.ID, &u.Username, &u.PasswordHash)
 	if errors.Is(err, sql.ErrNoRows) {
 		return u, errNotFound
 	}
@@ -322,14 +423,19 @@ func (s *Store) Setting(ctx context.Context, key, fallback string) (string, erro
 func (s *Store) AddRequests(ctx context.Context, delta int64) (int64, error) {
 	var total int64
 	err := s.withTx(ctx, func(tx *sql.Tx) error {
-		return tx.QueryRowContext(ctx,
-			`UPDATE request_counter SET value = value + $1 WHERE id = 1 RETURNING value`, delta).Scan(&total)
+		st, err := s.txStmt(ctx, tx, counterUpdate)
+		if err != nil {
+			return err
+		}
+		return st.QueryRowContext(ctx, delta).Scan(&total)
 	})
 	if err != nil {
 		return 0, fmt.Errorf("add requests: %w", err)
 	}
 	return total, nil
 }
+
+const counterUpdate = `UPDATE request_counter SET value = value + $1 WHERE id = 1 RETURNING value`
 
 // ResetRequests sets the persisted request count to zero.
 func (s *Store) ResetRequests(ctx context.Context) error {
@@ -417,11 +523,15 @@ func applyGenreTally(ctx context.Context, tx *sql.Tx, userID int64, tally map[st
 // Collections returns the user's collections, oldest first, and their
 // genre counts, read in one statement so that both come from one snapshot.
 func (s *Store) Collections(ctx context.Context, userID int64) ([]collectionSummary, []genreCount, error) {
-	rows, err := s.read.QueryContext(ctx,
+	st, err := s.prepared(ctx, s.read,
 		`SELECT 0 AS kind, id AS ord, uuid, title, description FROM collections WHERE user_id = $1
 		 UNION ALL
 		 SELECT 1, n, genre, '', '' FROM user_genres WHERE user_id = $1
-		 ORDER BY 1, 2`, userID)
+		 ORDER BY 1, 2`)
+	if err != nil {
+		return nil, nil, fmt.Errorf("list collections: %w", err)
+	}
+	rows, err := st.QueryContext(ctx, userID)
 	if err != nil {
 		return nil, nil, fmt.Errorf("list collections: %w", err)
 	}
@@ -449,25 +559,28 @@ func (s *Store) Collections(ctx context.Context, userID int64) ([]collectionSumm
 // Collection returns one of the user's collections with its movies, or
 // errNotFound when the user has no collection with that UUID.
 func (s *Store) Collection(ctx context.Context, userID int64, id string) (collection, error) {
-	c, err := queryCollection(ctx, s.read, userID, id)
+	st, err := s.prepared(ctx, s.read, collectionQuery)
+	if err != nil {
+		return collection{}, fmt.Errorf("get collection: %w", err)
+	}
+	c, err := scanCollection(ctx, st, userID, id)
 	if err != nil && !errors.Is(err, errNotFound) {
 		err = fmt.Errorf("get collection: %w", err)
 	}
 	return c, err
 }
 
-type querier interface {
-	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
-}
+// collectionQuery reads a collection and its movies in one statement, so
+// both come from one snapshot.
+const collectionQuery = `SELECT c.title, c.description, m.movie_uuid, m.title, m.description, m.genres
+	FROM collections c LEFT JOIN collection_movies m ON m.collection_id = c.id
+	WHERE c.uuid = $1 AND c.user_id = $2
+	ORDER BY m.position`
 
-// queryCollection reads a collection and its movies in one statement.
-func queryCollection(ctx context.Context, q querier, userID int64, id string) (collection, error) {
+// scanCollection runs collectionQuery, prepared as st.
+func scanCollection(ctx context.Context, st *sql.Stmt, userID int64, id string) (collection, error) {
 	c := collection{UUID: id, Movies: []movie{}}
-	rows, err := q.QueryContext(ctx,
-		`SELECT c.title, c.description, m.movie_uuid, m.title, m.description, m.genres
-		 FROM collections c LEFT JOIN collection_movies m ON m.collection_id = c.id
-		 WHERE c.uuid = $1 AND c.user_id = $2
-		 ORDER BY m.position`, id, userID)
+	rows, err := st.QueryContext(ctx, id, userID)
 	if err != nil {
 		return c, err
 	}
@@ -554,7 +667,11 @@ func (s *Store) UpdateCollection(ctx context.Context, userID int64, id string, i
 				return err
 			}
 		}
-		c, err = queryCollection(ctx, tx, userID, id)
+		st, err := s.txStmt(ctx, tx, collectionQuery)
+		if err != nil {
+			return err
+		}
+		c, err = scanCollection(ctx, st, userID, id)
 		return err
 	})
 	if err != nil && !errors.Is(err, errNotFound) {

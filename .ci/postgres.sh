@@ -21,5 +21,5 @@ if ! pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then
   done
 fi
 su postgres -c "psql -qc \"ALTER USER postgres PASSWORD 'postgres'\"" >/dev/null
-su postgres -c "dropdb --if-exists -q movies_test && createdb movies_test"
+su postgres -c "dropdb --if-exists movies_test && createdb movies_test"
 export TEST_DATABASE_URL="$pg_url"

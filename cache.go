@@ -1,0 +1,62 @@
+package main
+
+import "sync"
+
+// responseCache keeps rendered answers of the collection reads. An entry
+// is tagged with the database version it was read at and is served only
+// while the database is still at that version, so a write by any process
+// sharing the database, this one included, makes every entry stale at
+// once: the cache never serves data older than the database.
+type responseCache struct {
+	mu       sync.RWMutex
+	entries  map[cacheKey]cacheEntry
+	size     int // bytes held in entries
+	maxBytes int
+}
+
+// cacheKey names one cached answer: a user's list (id "") or one of the
+// user's collections.
+type cacheKey struct {
+	userID int64
+	id     string
+}
+
+type cacheEntry struct {
+	version int64
+	body    []byte
+}
+
+func newResponseCache(maxBytes int) *responseCache {
+	return &responseCache{entries: map[cacheKey]cacheEntry{}, maxBytes: maxBytes}
+}
+
+// get returns the body cached for key at version, if any.
+func (c *responseCache) get(key cacheKey, version int64) ([]byte, bool) {
+	c.mu.RLock()
+	e, ok := c.entries[key]
+	c.mu.RUnlock()
+	if !ok || e.version != version {
+		return nil, false
+	}
+	return e.body, true
+}
+
+// put caches body for key as read at version. When the cache is full it
+// starts over: simpler than an LRU, and a full cache of a database that
+// keeps changing holds mostly stale entries anyway.
+func (c *responseCache) put(key cacheKey, version int64, body []byte) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if old, ok := c.entries[key]; ok {
+		if old.version > version {
+			return // a newer answer is already there
+		}
+		c.size -= len(old.body)
+	}
+	if c.size+len(body) > c.maxBytes {
+		clear(c.entries)
+		c.size = 0
+	}
+	c.entries[key] = cacheEntry{version: version, body: body}
+	c.size += len(body)
+}
