@@ -95,9 +95,12 @@ type Store struct {
 
 	// version reads SQLite's data_version on a connection of its own
 	// (the number is per connection); nil for PostgreSQL.
-	versionMu   sync.Mutex
 	versionStmt *sql.Stmt
 	versionConn *sql.Conn
+	versionMu   sync.Mutex
+	// versionRunning is the read in progress; versionNext, one queued to
+	// start when it ends. Both guarded by versionMu.
+	versionRunning, versionNext *versionRead
 }
 
 type stmtKey struct {
@@ -141,16 +144,50 @@ var writeQueries = []string{counterUpdate, collectionQuery}
 // to the database, from any connection of this process or another. ok is
 // false when the backend cannot tell cheaply (PostgreSQL): then nothing
 // read from it may be cached.
+//
+// Concurrent callers share reads: each caller gets the result of a read
+// that started after it called, so it never sees a version older than a
+// commit that finished before it asked, yet under load one read serves
+// many requests.
 func (s *Store) Version(ctx context.Context) (v int64, ok bool) {
 	if s.versionStmt == nil {
 		return 0, false
 	}
 	s.versionMu.Lock()
-	defer s.versionMu.Unlock()
-	if err := s.versionStmt.QueryRowContext(ctx).Scan(&v); err != nil {
-		return 0, false
+	if c := s.versionNext; c != nil {
+		// A read queued to start after the running one: it starts after
+		// this call, so its answer will do.
+		s.versionMu.Unlock()
+		<-c.done
+		return c.v, c.ok
 	}
-	return v, true
+	c := &versionRead{done: make(chan struct{})}
+	if prev := s.versionRunning; prev != nil {
+		// The running read may have started before this call: queue a
+		// new one, which later callers join, and run it when prev ends.
+		s.versionNext = c
+		s.versionMu.Unlock()
+		<-prev.done
+		s.versionMu.Lock()
+		s.versionNext = nil
+	}
+	s.versionRunning = c
+	s.versionMu.Unlock()
+
+	c.ok = s.versionStmt.QueryRowContext(ctx).Scan(&c.v) == nil
+
+	s.versionMu.Lock()
+	s.versionRunning = nil
+	s.versionMu.Unlock()
+	close(c.done)
+	return c.v, c.ok
+}
+
+// versionRead is one read of the data version that several callers share.
+type versionRead struct {
+	done chan struct{} // closed when v and ok are set
+	v    int64
+	ok   bool
 }
 
 // openStore opens the database that dsn names and brings its schema up
