@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 )
@@ -444,10 +445,27 @@ func BenchmarkCollectionList(b *testing.B) {
 	if got := app.listCollections(u); len(got.Collections) != 200 || got.FavouriteGenres == "" {
 		b.Fatalf("seeded list: %d collections, genres %q", len(got.Collections), got.FavouriteGenres)
 	}
-	b.ReportAllocs()
-	b.ResetTimer()
-	for b.Loop() {
-		app.do("GET", "/collection/", u.token, nil)
+	uncached := newRoutes(testLogger(), app.store, app.auth, app.counter, nil, "")
+	uncached.cache = nil
+	for _, bc := range []struct {
+		name    string
+		handler http.Handler
+	}{
+		{"cached", app.handler},
+		{"uncached", app.counter.middleware(uncached.uncounted())},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			req := httptest.NewRequest("GET", "/collection/", nil)
+			req.Header.Set("Authorization", "Bearer "+u.token)
+			b.ReportAllocs()
+			for b.Loop() {
+				rec := httptest.NewRecorder()
+				bc.handler.ServeHTTP(rec, req)
+				if rec.Code != 200 {
+					b.Fatalf("status %d", rec.Code)
+				}
+			}
+		})
 	}
 }
 

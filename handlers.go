@@ -403,6 +403,7 @@ func (s *server) cached(w http.ResponseWriter, r *http.Request, key cacheKey, lo
 	// The version is read before the data: a write landing in between
 	// makes the entry stale at once, never stale data look current.
 	version, cacheable := s.store.Version(r.Context())
+	cacheable = cacheable && s.cache != nil
 	if cacheable {
 		if body, ok := s.cache.get(key, version); ok {
 			return writeJSON(w, http.StatusOK, body)

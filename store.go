@@ -136,9 +136,38 @@ func (s *Store) txStmt(ctx context.Context, tx *sql.Tx, query string) (*sql.Stmt
 	return tx.PrepareContext(ctx, query)
 }
 
-// writeQueries are the statements run in write transactions often enough
-// to prepare once, at open.
-var writeQueries = []string{counterUpdate, collectionQuery}
+// Queries of the write transactions, prepared once at open (see
+// writeQueries) so that SQLite parses each once, not on every write.
+const (
+	qInsertCollection = `INSERT INTO collections (uuid, user_id, title, description) VALUES ($1, $2, $3, $4) RETURNING id`
+	qInsertMovie      = `INSERT INTO collection_movies (collection_id, position, movie_uuid, title, description, genres) VALUES ($1, $2, $3, $4, $5, $6)`
+	qAddGenre         = `INSERT INTO user_genres (user_id, genre, n) VALUES ($1, $2, $3) ON CONFLICT (user_id, genre) DO UPDATE SET n = user_genres.n + excluded.n`
+	qDropUnusedGenres = `DELETE FROM user_genres WHERE user_id = $1 AND n <= 0`
+	qFindCollection   = `SELECT id FROM collections WHERE uuid = $1 AND user_id = $2`
+	qMovieGenres      = `SELECT genres FROM collection_movies WHERE collection_id = $1`
+	qSetTitle         = `UPDATE collections SET title = $1 WHERE id = $2`
+	qSetDescription   = `UPDATE collections SET description = $1 WHERE id = $2`
+	qDeleteMovies     = `DELETE FROM collection_movies WHERE collection_id = $1`
+	qDeleteCollection = `DELETE FROM collections WHERE id = $1`
+	qInsertUser       = `INSERT INTO users (username, password_hash) VALUES ($1, $2) RETURNING id`
+)
+
+// writeQueries lists the statements to prepare on the writer at open.
+func (s *Store) writeQueries() []string {
+	return []string{counterUpdate, collectionQuery, qInsertCollection, qInsertMovie, qAddGenre,
+		qDropUnusedGenres, qFindCollection + s.forUpdate, qMovieGenres, qSetTitle, qSetDescription,
+		qDeleteMovies, qDeleteCollection, qInsertUser}
+}
+
+// txExec runs query in tx as a prepared statement.
+func (s *Store) txExec(ctx context.Context, tx *sql.Tx, query string, args ...any) error {
+	st, err := s.txStmt(ctx, tx, query)
+	if err != nil {
+		return err
+	}
+	_, err = st.ExecContext(ctx, args...)
+	return err
+}
 
 // Version returns a number that changes whenever a transaction commits
 // to the database, from any connection of this process or another. ok is
@@ -207,7 +236,7 @@ func openStore(ctx context.Context, dsn string, pool poolConfig) (*Store, error)
 		s.Close()
 		return nil, err
 	}
-	for _, q := range writeQueries {
+	for _, q := range s.writeQueries() {
 		if _, err := s.prepared(ctx, s.write, q); err != nil {
 			s.Close()
 			return nil, fmt.Errorf("prepare: %w", err)
@@ -406,9 +435,11 @@ type user struct {
 // registrations of one name create one account.
 func (s *Store) CreateUser(ctx context.Context, username, passwordHash string) (int64, error) {
 	var id int64
-	err := s.write.QueryRowContext(ctx,
-		`INSERT INTO users (username, password_hash) VALUES ($1, $2) RETURNING id`,
-		username, passwordHash).Scan(&id)
+	st, err := s.prepared(ctx, s.write, qInsertUser)
+	if err != nil {
+		return 0, fmt.Errorf("create user: %w", err)
+	}
+	err = st.QueryRowContext(ctx, username, passwordHash).Scan(&id)
 	if isUniqueViolation(err) {
 		return 0, errUsernameTaken
 	}
@@ -486,18 +517,20 @@ func (s *Store) ResetRequests(ctx context.Context) error {
 // transaction. It returns errNoSuchUser when the account is gone.
 func (s *Store) CreateCollection(ctx context.Context, userID int64, c collection) error {
 	err := s.withTx(ctx, func(tx *sql.Tx) error {
-		var id int64
-		if err := tx.QueryRowContext(ctx,
-			`INSERT INTO collections (uuid, user_id, title, description) VALUES ($1, $2, $3, $4) RETURNING id`,
-			c.UUID, userID, c.Title, c.Description).Scan(&id); err != nil {
+		st, err := s.txStmt(ctx, tx, qInsertCollection)
+		if err != nil {
 			return err
 		}
-		if err := insertMovies(ctx, tx, id, c.Movies); err != nil {
+		var id int64
+		if err := st.QueryRowContext(ctx, c.UUID, userID, c.Title, c.Description).Scan(&id); err != nil {
+			return err
+		}
+		if err := s.insertMovies(ctx, tx, id, c.Movies); err != nil {
 			return err
 		}
 		tally := map[string]int{}
 		tallyGenres(tally, c.Movies, +1)
-		return applyGenreTally(ctx, tx, userID, tally)
+		return s.applyGenreTally(ctx, tx, userID, tally)
 	})
 	if isForeignKeyViolation(err) {
 		return errNoSuchUser
@@ -508,23 +541,14 @@ func (s *Store) CreateCollection(ctx context.Context, userID int64, c collection
 	return nil
 }
 
-// insertMovies adds movies to a collection, many rows per statement.
-func insertMovies(ctx context.Context, tx *sql.Tx, collectionID int64, movies []movie) error {
-	const perStatement = 100
-	for start := 0; start < len(movies); start += perStatement {
-		batch := movies[start:min(start+perStatement, len(movies))]
-		var q strings.Builder
-		q.WriteString(`INSERT INTO collection_movies (collection_id, position, movie_uuid, title, description, genres) VALUES `)
-		args := make([]any, 0, len(batch)*6)
-		for i, m := range batch {
-			if i > 0 {
-				q.WriteByte(',')
-			}
-			n := len(args)
-			fmt.Fprintf(&q, "($%d,$%d,$%d,$%d,$%d,$%d)", n+1, n+2, n+3, n+4, n+5, n+6)
-			args = append(args, collectionID, start+i, m.UUID, m.Title, m.Description, m.Genres)
-		}
-		if _, err := tx.ExecContext(ctx, q.String(), args...); err != nil {
+// insertMovies adds movies to a collection, in their order.
+func (s *Store) insertMovies(ctx context.Context, tx *sql.Tx, collectionID int64, movies []movie) error {
+	st, err := s.txStmt(ctx, tx, qInsertMovie)
+	if err != nil {
+		return err
+	}
+	for i, m := range movies {
+		if _, err := st.ExecContext(ctx, collectionID, i, m.UUID, m.Title, m.Description, m.Genres); err != nil {
 			return err
 		}
 	}
@@ -534,7 +558,7 @@ func insertMovies(ctx context.Context, tx *sql.Tx, collectionID int64, movies []
 // applyGenreTally adds tally to the user's genre counts and drops the
 // genres that no movie carries any more. Genres are applied in name order
 // so that concurrent PostgreSQL transactions lock rows in one order.
-func applyGenreTally(ctx context.Context, tx *sql.Tx, userID int64, tally map[string]int) error {
+func (s *Store) applyGenreTally(ctx context.Context, tx *sql.Tx, userID int64, tally map[string]int) error {
 	genres := make([]string, 0, len(tally))
 	for g, n := range tally {
 		if n != 0 {
@@ -545,16 +569,16 @@ func applyGenreTally(ctx context.Context, tx *sql.Tx, userID int64, tally map[st
 		return nil
 	}
 	slices.Sort(genres)
+	st, err := s.txStmt(ctx, tx, qAddGenre)
+	if err != nil {
+		return err
+	}
 	for _, g := range genres {
-		if _, err := tx.ExecContext(ctx,
-			`INSERT INTO user_genres (user_id, genre, n) VALUES ($1, $2, $3)
-			 ON CONFLICT (user_id, genre) DO UPDATE SET n = user_genres.n + excluded.n`,
-			userID, g, tally[g]); err != nil {
+		if _, err := st.ExecContext(ctx, userID, g, tally[g]); err != nil {
 			return err
 		}
 	}
-	_, err := tx.ExecContext(ctx, `DELETE FROM user_genres WHERE user_id = $1 AND n <= 0`, userID)
-	return err
+	return s.txExec(ctx, tx, qDropUnusedGenres, userID)
 }
 
 // Collections returns the user's collections, oldest first, and their
@@ -646,16 +670,23 @@ func scanCollection(ctx context.Context, st *sql.Stmt, userID int64, id string) 
 // row until tx ends, so that concurrent writers of one collection take
 // turns. It returns the row id and the movies' genres.
 func (s *Store) lockCollection(ctx context.Context, tx *sql.Tx, userID int64, id string) (int64, []movie, error) {
+	find, err := s.txStmt(ctx, tx, qFindCollection+s.forUpdate)
+	if err != nil {
+		return 0, nil, err
+	}
 	var rowID int64
-	err := tx.QueryRowContext(ctx,
-		`SELECT id FROM collections WHERE uuid = $1 AND user_id = $2`+s.forUpdate, id, userID).Scan(&rowID)
+	err = find.QueryRowContext(ctx, id, userID).Scan(&rowID)
 	if errors.Is(err, sql.ErrNoRows) {
 		return 0, nil, errNotFound
 	}
 	if err != nil {
 		return 0, nil, err
 	}
-	rows, err := tx.QueryContext(ctx, `SELECT genres FROM collection_movies WHERE collection_id = $1`, rowID)
+	genres, err := s.txStmt(ctx, tx, qMovieGenres)
+	if err != nil {
+		return 0, nil, err
+	}
+	rows, err := genres.QueryContext(ctx, rowID)
 	if err != nil {
 		return 0, nil, err
 	}
@@ -681,26 +712,26 @@ func (s *Store) UpdateCollection(ctx context.Context, userID int64, id string, i
 			return err
 		}
 		if in.Title != nil {
-			if _, err := tx.ExecContext(ctx, `UPDATE collections SET title = $1 WHERE id = $2`, *in.Title, rowID); err != nil {
+			if err := s.txExec(ctx, tx, qSetTitle, *in.Title, rowID); err != nil {
 				return err
 			}
 		}
 		if in.Description != nil {
-			if _, err := tx.ExecContext(ctx, `UPDATE collections SET description = $1 WHERE id = $2`, *in.Description, rowID); err != nil {
+			if err := s.txExec(ctx, tx, qSetDescription, *in.Description, rowID); err != nil {
 				return err
 			}
 		}
 		if in.Movies != nil {
-			if _, err := tx.ExecContext(ctx, `DELETE FROM collection_movies WHERE collection_id = $1`, rowID); err != nil {
+			if err := s.txExec(ctx, tx, qDeleteMovies, rowID); err != nil {
 				return err
 			}
-			if err := insertMovies(ctx, tx, rowID, *in.Movies); err != nil {
+			if err := s.insertMovies(ctx, tx, rowID, *in.Movies); err != nil {
 				return err
 			}
 			tally := map[string]int{}
 			tallyGenres(tally, old, -1)
 			tallyGenres(tally, *in.Movies, +1)
-			if err := applyGenreTally(ctx, tx, userID, tally); err != nil {
+			if err := s.applyGenreTally(ctx, tx, userID, tally); err != nil {
 				return err
 			}
 		}
@@ -725,12 +756,12 @@ func (s *Store) DeleteCollection(ctx context.Context, userID int64, id string) e
 		if err != nil {
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, `DELETE FROM collections WHERE id = $1`, rowID); err != nil {
+		if err := s.txExec(ctx, tx, qDeleteCollection, rowID); err != nil {
 			return err
 		}
 		tally := map[string]int{}
 		tallyGenres(tally, old, -1)
-		return applyGenreTally(ctx, tx, userID, tally)
+		return s.applyGenreTally(ctx, tx, userID, tally)
 	})
 	if err != nil && !errors.Is(err, errNotFound) {
 		err = fmt.Errorf("delete collection: %w", err)
