@@ -96,6 +96,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		shutdownCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 		err = srv.Shutdown(shutdownCtx)
 		cancel()
+		if err != nil {
+			// Requests still running past the timeout are cut off.
+			srv.Close()
+			err = fmt.Errorf("shutdown: requests still running after %s: %w", cfg.ShutdownTimeout, err)
+		}
 		<-serveErr
 	}
 	if errors.Is(err, http.ErrServerClosed) {
