@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"log/slog"
+	"math/rand/v2"
 	"net/http"
 	"strconv"
 	"sync"
@@ -11,27 +12,39 @@ import (
 )
 
 // counter counts every request the server receives. Counting is one
-// atomic add; a background loop persists what was counted with one atomic
-// UPDATE … RETURNING per interval, which also brings in what other
-// processes sharing the database have persisted meanwhile.
+// atomic add to one of several padded shards, so that cores do not fight
+// over one cache line; a background loop persists what was counted with
+// one atomic UPDATE … RETURNING per interval, which also brings in what
+// other processes sharing the database have persisted meanwhile.
 //
-// The invariant, kept under mu: shown = persisted + pending, where
-// persisted is the database total as of the last flush and pending is
-// what this process counted since. So this process's answer is always
-// exact for its own requests, and other processes' requests show up
-// within one interval of their flush.
+// Count = base + local, where local is every request this process has
+// counted (the shards' sum) and base is kept, under mu, to the database's
+// total less what of local it holds. Only other processes' requests and
+// resets change base, so this process's own requests are always counted
+// exactly; other processes' show up within one interval of their flush.
 type counter struct {
 	store    counterStore
 	interval time.Duration // 0: persist on every request
 	logger   *slog.Logger
 
-	shown atomic.Int64
+	shards [counterShards]paddedInt64
+	base   atomic.Int64
 
 	mu        sync.Mutex // serialises flushes and resets
-	persisted int64
+	persisted int64      // how much of local the database holds
 
 	stop chan struct{}
 	done chan struct{}
+}
+
+// counterShards is a power of two comfortably above the core counts the
+// service runs on; more only makes reads slower.
+const counterShards = 16
+
+// paddedInt64 fills a cache line, so that shards do not share one.
+type paddedInt64 struct {
+	atomic.Int64
+	_ [56]byte
 }
 
 // counterStore persists the count; Store implements it.
@@ -44,6 +57,20 @@ func newCounter(store counterStore, interval time.Duration, logger *slog.Logger)
 	return &counter{store: store, interval: interval, logger: logger}
 }
 
+// add counts one request.
+func (c *counter) add() {
+	c.shards[rand.Uint32()%counterShards].Add(1)
+}
+
+// local is every request this process has counted.
+func (c *counter) local() int64 {
+	var n int64
+	for i := range c.shards {
+		n += c.shards[i].Load()
+	}
+	return n
+}
+
 // Start loads the persisted count and, unless every request persists its
 // own count, starts the background flushes.
 func (c *counter) Start(ctx context.Context) error {
@@ -53,8 +80,8 @@ func (c *counter) Start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	c.persisted = total
-	c.shown.Store(total)
+	c.persisted = c.local()
+	c.base.Store(total - c.persisted)
 	if c.interval > 0 {
 		c.stop, c.done = make(chan struct{}), make(chan struct{})
 		go c.loop()
@@ -103,26 +130,25 @@ func (c *counter) Stop(ctx context.Context) error {
 	}
 }
 
-// flush persists the pending count. On failure nothing changes, so the
-// same requests are persisted by a later flush, once.
+// flush persists what was counted since the last flush. On failure
+// nothing changes, so the same requests are persisted by a later flush,
+// once.
 func (c *counter) flush(ctx context.Context) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	pending := c.shown.Load() - c.persisted
-	total, err := c.store.AddRequests(ctx, pending)
+	local := c.local()
+	total, err := c.store.AddRequests(ctx, local-c.persisted)
 	if err != nil {
 		return err
 	}
-	// total = persisted + pending + what others persisted (less what a
-	// reset elsewhere removed): only that last part is new to shown.
-	c.shown.Add(total - c.persisted - pending)
-	c.persisted = total
+	c.persisted = local
+	c.base.Store(total - local)
 	return nil
 }
 
 // Count returns the number of requests: all persisted ones plus this
 // process's pending ones.
-func (c *counter) Count() int64 { return c.shown.Load() }
+func (c *counter) Count() int64 { return c.base.Load() + c.local() }
 
 // Reset sets the count to zero everywhere. This process's pending count
 // is dropped with it; other processes' pending counts are added when they
@@ -133,9 +159,10 @@ func (c *counter) Reset(ctx context.Context) error {
 	if err := c.store.ResetRequests(ctx); err != nil {
 		return err
 	}
-	// Requests that arrive meanwhile stay in shown - persisted, as pending.
-	c.shown.Add(-c.shown.Load())
-	c.persisted = 0
+	// Requests counted from here on are the new count's.
+	local := c.local()
+	c.persisted = local
+	c.base.Store(-local)
 	return nil
 }
 
@@ -143,7 +170,7 @@ func (c *counter) Reset(ctx context.Context) error {
 // can answer it.
 func (c *counter) middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		c.shown.Add(1)
+		c.add()
 		if c.interval == 0 {
 			if err := c.flush(r.Context()); err != nil {
 				c.logger.Warn("persist request count failed; will retry", "err", err)
