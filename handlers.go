@@ -202,8 +202,11 @@ func writeJSON(w http.ResponseWriter, status int, body []byte) error {
 	h["Content-Type"] = []string{"application/json"}
 	w.WriteHeader(status)
 	w.Write(body)
+	w.Write(newline) // so that curl's output ends its line
 	return nil
 }
+
+var newline = []byte{'\n'}
 
 // decode reads one JSON value from the request body into v. An empty,
 // malformed, oversized or trailing-garbage body, or a known field of the
