@@ -270,6 +270,9 @@ func (s *server) handleLogin(w http.ResponseWriter, r *http.Request) error {
 	if in.Username == nil || in.Password == nil {
 		return invalidFields(in.valid())
 	}
+	if strings.IndexByte(*in.Username, 0) >= 0 || strings.IndexByte(*in.Password, 0) >= 0 {
+		return newError(codeInvalid, "username and password must not contain the NUL character")
+	}
 	u, err := s.store.UserByName(r.Context(), *in.Username)
 	if err != nil && !errors.Is(err, errNotFound) {
 		return err

@@ -96,6 +96,9 @@ func testLogin(t *testing.T, be backend) {
 		{"wrong password", map[string]string{"username": u.name, "password": "wrong password"}, 401, "unauthorized"},
 		{"unknown user", map[string]string{"username": "nobody", "password": u.password}, 401, "unauthorized"},
 		{"missing password", map[string]string{"username": u.name}, 400, "invalid_request"},
+		{"NUL in username", map[string]string{"username": "a\x00b", "password": u.password}, 400, "invalid_request"},
+		{"NUL in password", map[string]string{"username": u.name, "password": "pass\x00word"}, 400, "invalid_request"},
+		{"null body", "null", 400, "invalid_request"},
 		{"malformed JSON", "{", 400, "invalid_request"},
 	}
 	var messages []string

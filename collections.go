@@ -76,6 +76,11 @@ func (in *collectionInput) normalize(create bool) map[string]string {
 			if strings.IndexByte(m.Title+m.Description+m.Genres, 0) >= 0 {
 				problems[field] = "must not contain the NUL character"
 			}
+			for _, g := range splitGenres(m.Genres) {
+				if len(g) > maxGenreBytes {
+					problems[field+".genres"] = fmt.Sprintf("each genre must be at most %d bytes", maxGenreBytes)
+				}
+			}
 			if !ok || seen[id] {
 				continue
 			}
@@ -90,6 +95,10 @@ func (in *collectionInput) normalize(create bool) map[string]string {
 	}
 	return nil
 }
+
+// maxGenreBytes caps one genre's name: genres are keys of the per-user
+// tally, and PostgreSQL cannot index a key of more than about 2.7 KB.
+const maxGenreBytes = 100
 
 // canonicalUUID returns s in lowercase canonical form
 // (xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx) and whether s is a UUID at all.

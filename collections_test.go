@@ -170,6 +170,8 @@ func testCollectionValidation(t *testing.T, be backend) {
 		{"NUL in title", `{"title":"a\u0000b"}`, 400, "title", false},
 		{"NUL in a movie", `{"title":"t","movies":[{"uuid":"57baf4f4-c9ef-4197-9e4f-acf04eae5b4d","title":"x\u0000"}]}`, 400, "movies[0]", false},
 		{"malformed JSON", `{"title":`, 400, "", false},
+		{"null body", `null`, 400, "", false},
+		{"genre too long", `{"title":"t","movies":[{"uuid":"57baf4f4-c9ef-4197-9e4f-acf04eae5b4d","title":"x","genres":"Drama,` + strings.Repeat("g", 101) + `"}]}`, 400, "movies[0].genres", false},
 		{"JSON array", `[]`, 400, "", false},
 		{"trailing garbage", `{"title":"t"}]`, 400, "", false},
 		{"2 MiB body", `{"title":"` + strings.Repeat("x", 2<<20) + `"}`, 413, "", false},

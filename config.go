@@ -45,6 +45,9 @@ type setting struct {
 	parse                 func(string) error
 }
 
+// secretSettings are taken exactly as given: a space may be part of one.
+var secretSettings = map[string]bool{"MOVIES_API_USERNAME": true, "MOVIES_API_PASSWORD": true, "JWT_SECRET": true}
+
 func (c *config) settings() []setting {
 	return []setting{
 		{"ADDR", "addr", ":8000", "listen address", str(&c.Addr)},
@@ -105,7 +108,10 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (co
 		} else if e := getenv(s.env); e != "" {
 			v = e
 		}
-		if err := s.parse(strings.TrimSpace(v)); err != nil {
+		if !secretSettings[s.env] {
+			v = strings.TrimSpace(v)
+		}
+		if err := s.parse(v); err != nil {
 			errs = append(errs, fmt.Errorf("invalid %s: %w", from, err))
 		}
 	}

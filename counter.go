@@ -172,7 +172,12 @@ func (c *counter) middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		c.add()
 		if c.interval == 0 {
-			if err := c.flush(r.Context()); err != nil {
+			// Not cancelled by a client that hangs up: a commit cut short
+			// could leave it unknown whether the count was written.
+			ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), 30*time.Second)
+			err := c.flush(ctx)
+			cancel()
+			if err != nil {
 				c.logger.Warn("persist request count failed; will retry", "err", err)
 			}
 		}

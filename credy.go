@@ -514,6 +514,10 @@ func pageParam(q url.Values) (int, error) {
 		return 1, nil
 	}
 	n, ok := positiveInt(vs[0])
+	if !ok && vs[0] != "" && strings.Trim(vs[0], "0123456789") == "" && strings.Trim(vs[0], "0") != "" {
+		// A positive integer too large to be any page: past the end.
+		return 0, newError(codeNotFound, "page not found")
+	}
 	if !ok {
 		return 0, &apiError{Code: codeInvalid, Message: "page must be a positive integer",
 			Fields: map[string]string{"page": "must be a positive integer"}}

@@ -537,7 +537,7 @@ func TestMoviesRewriteLink(t *testing.T) {
 }
 
 func TestMoviesBadPage(t *testing.T) {
-	for _, page := range []string{"0", "-1", "abc", "1.5", "", "+1", "%201", "1e3", "0x10", "99999999999999999999999"} {
+	for _, page := range []string{"0", "00", "-1", "abc", "1.5", "", "+1", "%201", "1e3", "0x10"} {
 		t.Run("page="+page, func(t *testing.T) {
 			fake := catNewFake(t)
 			env := catServer(t, fake, catConfig(fake), "", nil)
@@ -549,6 +549,15 @@ func TestMoviesBadPage(t *testing.T) {
 				t.Errorf("catalogue calls: got %d, want %d", got, want)
 			}
 		})
+	}
+}
+
+func TestMoviesPageTooLargeIsNotFound(t *testing.T) {
+	fake := catNewFake(t)
+	env := catServer(t, fake, catConfig(fake), "", nil)
+	catDecodeError(t, env.get(t.Context(), "/movies/?page=99999999999999999999999", nil), http.StatusNotFound, codeNotFound)
+	if got := fake.Calls(); got != 0 {
+		t.Errorf("catalogue calls: got %d, want 0", got)
 	}
 }
 

@@ -1,12 +1,14 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
+	"path"
 	"strings"
 	"time"
 )
@@ -90,6 +92,12 @@ func (s *server) handle(pattern string, h http.Handler) {
 // route dispatches to the matching route. Where none matches, it answers
 // ServeMux's 404 or 405 (with its Allow header) in the JSON error shape.
 func (s *server) route(w http.ResponseWriter, r *http.Request) {
+	if !isCleanPath(r.URL.Path) {
+		// ServeMux would redirect //collection/ or /a/../collection/ to
+		// the clean path; no such path is a route of this API.
+		s.writeError(w, r, errRouteNotFound)
+		return
+	}
 	h, pattern := s.mux.Handler(r)
 	if pattern != "" {
 		s.mux.ServeHTTP(w, r)
@@ -104,12 +112,21 @@ func (s *server) route(w http.ResponseWriter, r *http.Request) {
 	case http.StatusNotFound:
 		s.writeError(w, r, errRouteNotFound)
 	default:
-		// A redirect to the cleaned path, such as //x to /x.
-		for k, v := range probe.header {
-			w.Header()[k] = v
-		}
-		w.WriteHeader(probe.status)
+		s.writeError(w, r, errRouteNotFound)
 	}
+}
+
+// isCleanPath reports whether p is already in the form ServeMux cleans
+// paths to: rooted, no empty, "." or ".." elements, final slash kept.
+func isCleanPath(p string) bool {
+	if p == "" || p[0] != '/' {
+		return false
+	}
+	c := path.Clean(p)
+	if strings.HasSuffix(p, "/") && c != "/" {
+		c += "/"
+	}
+	return c == p
 }
 
 // statusProbe records what ServeMux would answer to an unmatched request.
@@ -215,32 +232,30 @@ func decode(w http.ResponseWriter, r *http.Request, v any) error {
 	if r.ContentLength > maxBodyBytes {
 		return errTooLarge
 	}
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBodyBytes))
-	err := dec.Decode(v)
-	if err == nil {
-		// Only white space may follow the value.
-		if _, terr := dec.Token(); terr != io.EOF {
-			err = errors.New("trailing data")
-			if errors.As(terr, new(*http.MaxBytesError)) {
-				err = terr
-			}
-		}
-	}
-	if err == nil {
-		return nil
-	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBodyBytes))
 	var tooLarge *http.MaxBytesError
+	if errors.As(err, &tooLarge) {
+		return errTooLarge
+	}
+	if err != nil {
+		return newError(codeInvalid, "the request body could not be read")
+	}
+	// Only an object will do: not an array, a string, or null.
+	if trimmed := bytes.TrimLeft(body, " \t\r\n"); len(trimmed) == 0 || trimmed[0] != '{' {
+		if len(trimmed) > 0 && !json.Valid(body) {
+			return newError(codeInvalid, "the request body is not valid JSON")
+		}
+		return newError(codeInvalid, "the request body must be a JSON object")
+	}
+	// Unmarshal also rejects anything but white space after the object.
+	err = json.Unmarshal(body, v)
 	var typeErr *json.UnmarshalTypeError
 	switch {
-	case errors.As(err, &tooLarge):
-		return errTooLarge
-	case errors.Is(err, io.EOF):
-		return newError(codeInvalid, "the request body must be a JSON object")
+	case err == nil:
+		return nil
 	case errors.As(err, &typeErr) && typeErr.Field != "":
 		return &apiError{Code: codeInvalid, Message: "some fields are invalid",
 			Fields: map[string]string{typeErr.Field: "must be " + jsonKind(typeErr.Type.Kind().String())}}
-	case errors.As(err, &typeErr):
-		return newError(codeInvalid, "the request body must be a JSON object")
 	default:
 		return newError(codeInvalid, "the request body is not valid JSON")
 	}

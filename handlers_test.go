@@ -24,6 +24,7 @@ func testRoutingErrorsAreJSON(t *testing.T, be backend) {
 		{"wrong method on collection list", "PATCH", "/collection/", 405, "method_not_allowed", "GET, HEAD, POST"},
 		{"wrong method on one collection", "POST", "/collection/00000000-0000-4000-8000-000000000000/", 405, "method_not_allowed", "DELETE, GET, HEAD, PUT"},
 		{"wrong method on reset", "GET", "/request-count/reset/", 405, "method_not_allowed", "POST"},
+		{"unclean path", "GET", "//collection/", 404, "not_found", ""},
 		{"subpath of a collection", "GET", "/collection/00000000-0000-4000-8000-000000000000/movies/", 404, "not_found", ""},
 	}
 	for _, tt := range tests {

@@ -25,7 +25,7 @@ func main() {
 // run starts the service and blocks until ctx ends or SIGINT/SIGTERM arrives,
 // then shuts down gracefully. Tests call it directly with their own
 // environment, arguments and output streams.
-func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) (err error) {
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
@@ -70,12 +70,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 
 	// Listen first so that a busy port fails the start at once.
-	ln, err := net.Listen("tcp", cfg.Addr)
-	if err != nil {
-		counter.Stop(context.Background())
-		return fmt.Errorf("listen on %s: %w", cfg.Addr, err)
-	}
-	logger.Info("listening", "addr", ln.Addr().String(), "database", store.Describe())
+	// Whatever happens next, what the counter holds is persisted last.
+	defer func() {
+		flushCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if ferr := counter.Stop(flushCtx); ferr != nil {
+			err = errors.Join(err, fmt.Errorf("persist request count: %w", ferr))
+		}
+	}()
 
 	if cfg.PprofAddr != "" {
 		stopPprof, err := servePprof(cfg.PprofAddr, logger)
@@ -84,6 +86,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		}
 		defer stopPprof()
 	}
+
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", cfg.Addr, err)
+	}
+	logger.Info("listening", "addr", ln.Addr().String(), "database", store.Describe())
 
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
@@ -105,13 +113,6 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	if errors.Is(err, http.ErrServerClosed) {
 		err = nil
-	}
-
-	// Persist what the counter holds only after in-flight requests finished.
-	flushCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if ferr := counter.Stop(flushCtx); ferr != nil {
-		err = errors.Join(err, fmt.Errorf("persist request count: %w", ferr))
 	}
 	logger.Info("stopped")
 	return err

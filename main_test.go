@@ -52,6 +52,12 @@ func TestConfigRejectsBadSettings(t *testing.T) {
 		{"bad flag", nil, []string{"-token-ttl", "x"}, "-token-ttl"},
 		{"bad bcrypt cost", map[string]string{"BCRYPT_COST": "3"}, nil, "BCRYPT_COST"},
 	}
+	for _, dsn := range []string{"mysql://u:secret@h/db", "host=db user=app password=secret dbname=movies"} {
+		err := run(context.Background(), []string{"movies"}, envOf(map[string]string{"DATABASE_URL": dsn, "ADDR": "127.0.0.1:0"}), io.Discard, io.Discard)
+		if err == nil || !strings.Contains(err.Error(), "DATABASE_URL") || strings.Contains(err.Error(), "secret") {
+			t.Errorf("DATABASE_URL %q: got %v, want an error naming DATABASE_URL without the password", dsn, err)
+		}
+	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var stderr bytes.Buffer

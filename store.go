@@ -224,9 +224,16 @@ type versionRead struct {
 func openStore(ctx context.Context, dsn string, pool poolConfig) (*Store, error) {
 	var s *Store
 	var err error
-	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
+	scheme, _, hasScheme := strings.Cut(dsn, "://")
+	switch scheme = strings.ToLower(scheme); {
+	case hasScheme && (scheme == "postgres" || scheme == "postgresql"):
 		s, err = openPostgres(dsn, pool)
-	} else {
+	case hasScheme && scheme != "sqlite":
+		// Not echoed: it may hold a password.
+		return nil, errors.New("DATABASE_URL must be a postgres:// or postgresql:// URL, or a SQLite file path")
+	case strings.Contains(dsn, "=") && strings.Contains(dsn, " "):
+		return nil, errors.New("DATABASE_URL looks like PostgreSQL keyword=value settings: write it as a postgres:// URL")
+	default:
 		s, err = openSQLite(dsn, pool)
 	}
 	if err != nil {
