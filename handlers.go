@@ -420,8 +420,11 @@ func (s *server) handleCollectionList(w http.ResponseWriter, r *http.Request, us
 func (s *server) cached(w http.ResponseWriter, r *http.Request, key cacheKey, load func() (any, error)) error {
 	// The version is read before the data: a write landing in between
 	// makes the entry stale at once, never stale data look current.
-	version, cacheable := s.store.Version(r.Context())
-	cacheable = cacheable && s.cache != nil
+	var version int64
+	cacheable := false
+	if s.cache != nil {
+		version, cacheable = s.store.Version(r.Context())
+	}
 	if cacheable {
 		if body, ok := s.cache.get(key, version); ok {
 			return writeJSON(w, http.StatusOK, body)
