@@ -182,27 +182,17 @@ func (a *authenticator) userFromRequest(r *http.Request) (int64, error) {
 	return id, nil
 }
 
-// credentials is the body of POST /register/ and POST /login/.
-type credentials struct {
-	Username *string `json:"username"`
-	Password *string `json:"password"`
-}
-
-// valid checks the credentials against SPEC's account rules.
-func (c credentials) valid() map[string]string {
+// validateCredentials checks a username and password against the
+// account rules, returning the problems by field name, or nil.
+func validateCredentials(username, password string) map[string]string {
 	problems := map[string]string{}
-	switch {
-	case c.Username == nil:
-		problems["username"] = "is required"
-	case !validUsername(*c.Username):
+	if !validUsername(username) {
 		problems["username"] = "must be 1 to 150 characters of ASCII letters, digits and @.+-_"
 	}
 	switch {
-	case c.Password == nil:
-		problems["password"] = "is required"
-	case len(*c.Password) < 8 || len(*c.Password) > 72:
+	case len(password) < 8 || len(password) > 72:
 		problems["password"] = "must be 8 to 72 bytes long"
-	case strings.IndexByte(*c.Password, 0) >= 0:
+	case hasNUL(password):
 		problems["password"] = "must not contain the NUL character"
 	}
 	if len(problems) > 0 {
@@ -210,6 +200,10 @@ func (c credentials) valid() map[string]string {
 	}
 	return nil
 }
+
+// hasNUL reports whether s holds the NUL character, which PostgreSQL
+// cannot store in text.
+func hasNUL(s string) bool { return strings.IndexByte(s, 0) >= 0 }
 
 // validUsername reports whether name has 1 to 150 characters, each an
 // ASCII letter, digit or one of @.+-_.
@@ -226,67 +220,4 @@ func validUsername(name string) bool {
 		}
 	}
 	return true
-}
-
-// tokenResponse is the body of a successful register or login.
-type tokenResponse struct {
-	AccessToken string `json:"access_token"`
-}
-
-// handleRegister serves POST /register/.
-func (s *server) handleRegister(w http.ResponseWriter, r *http.Request) error {
-	var in credentials
-	if err := decode(w, r, &in); err != nil {
-		return err
-	}
-	if problems := in.valid(); problems != nil {
-		return invalidFields(problems)
-	}
-	hash, err := s.auth.hashPassword(r.Context(), *in.Password)
-	if err != nil {
-		return err
-	}
-	id, err := s.store.CreateUser(r.Context(), *in.Username, hash)
-	if errors.Is(err, errUsernameTaken) {
-		return &apiError{Code: codeConflict, Message: "this username is taken", Fields: map[string]string{"username": "is taken"}}
-	}
-	if err != nil {
-		return err
-	}
-	token, err := s.auth.issue(id)
-	if err != nil {
-		return err
-	}
-	return encode(w, http.StatusCreated, tokenResponse{token})
-}
-
-// handleLogin serves POST /login/. An unknown name and a wrong password get
-// the same answer after the same work.
-func (s *server) handleLogin(w http.ResponseWriter, r *http.Request) error {
-	var in credentials
-	if err := decode(w, r, &in); err != nil {
-		return err
-	}
-	if in.Username == nil || in.Password == nil {
-		return invalidFields(in.valid())
-	}
-	if strings.IndexByte(*in.Username, 0) >= 0 || strings.IndexByte(*in.Password, 0) >= 0 {
-		return newError(codeInvalid, "username and password must not contain the NUL character")
-	}
-	u, err := s.store.UserByName(r.Context(), *in.Username)
-	if err != nil && !errors.Is(err, errNotFound) {
-		return err
-	}
-	ok, err := s.auth.checkPassword(r.Context(), u.PasswordHash, *in.Password)
-	if err != nil {
-		return err
-	}
-	if !ok {
-		return errBadCredentials
-	}
-	token, err := s.auth.issue(u.ID)
-	if err != nil {
-		return err
-	}
-	return encode(w, http.StatusOK, tokenResponse{token})
 }

@@ -16,7 +16,7 @@ import (
 func TestRegister(t *testing.T) { forEachBackend(t, testRegister) }
 
 func testRegister(t *testing.T, be backend) {
-	app := newApp(t, be.fresh(t))
+	app := newTestApp(t, be.fresh(t))
 	app.do("POST", "/register/", "", `{"username":"Taken.Name","password":"password1"}`).mustStatus(t, http.StatusCreated)
 
 	tests := []struct {
@@ -82,7 +82,7 @@ func testRegister(t *testing.T, be backend) {
 func TestLogin(t *testing.T) { forEachBackend(t, testLogin) }
 
 func testLogin(t *testing.T, be backend) {
-	app := newApp(t, be.fresh(t))
+	app := newTestApp(t, be.fresh(t))
 	u := app.newUser()
 
 	tests := []struct {
@@ -129,7 +129,7 @@ func testLogin(t *testing.T, be backend) {
 func TestAuthMiddleware(t *testing.T) { forEachBackend(t, testAuthMiddleware) }
 
 func testAuthMiddleware(t *testing.T, be backend) {
-	app := newApp(t, be.fresh(t))
+	app := newTestApp(t, be.fresh(t))
 	u := app.newUser()
 	id, _ := app.auth.verify(u.token)
 
@@ -206,7 +206,7 @@ func TestRegisterRaceCreatesOneAccount(t *testing.T) {
 }
 
 func testRegisterRaceCreatesOneAccount(t *testing.T, be backend) {
-	app := newApp(t, be.fresh(t))
+	app := newTestApp(t, be.fresh(t))
 	const n = 50
 	statuses := make([]int, n)
 	var wg sync.WaitGroup
@@ -240,7 +240,7 @@ func testRegisterRaceCreatesOneAccount(t *testing.T, be backend) {
 		t.Fatalf("got %d created and %d conflicts, want 1 and %d", created, conflicts, n-1)
 	}
 	var accounts int
-	app.store.read.QueryRow(`SELECT count(*) FROM users WHERE lower(username) = 'racer'`).Scan(&accounts)
+	app.store.db.read.QueryRow(`SELECT count(*) FROM users WHERE lower(username) = 'racer'`).Scan(&accounts)
 	if accounts != 1 {
 		t.Fatalf("accounts named racer: got %d, want 1", accounts)
 	}
@@ -252,22 +252,22 @@ func TestGeneratedSecretSurvivesRestart(t *testing.T) {
 
 func testGeneratedSecretSurvivesRestart(t *testing.T, be backend) {
 	dsn := be.dsn(t)
-	first := newApp(t, withDSN(dsn))
+	first := newTestApp(t, withDSN(dsn))
 	u := first.newUser()
 	first.close()
 
-	second := newApp(t, withDSN(dsn))
+	second := newTestApp(t, withDSN(dsn))
 	second.do("GET", "/collection/", u.token, nil).mustStatus(t, http.StatusOK)
 
 	// A configured secret takes precedence: the old token is then invalid.
-	third := newApp(t, withDSN(dsn), func(o *appOptions) { o.secret = "a configured secret of enough length" })
+	third := newTestApp(t, withDSN(dsn), withEnv("JWT_SECRET", "a configured secret of enough length"))
 	third.do("GET", "/collection/", u.token, nil).mustStatus(t, http.StatusUnauthorized)
 }
 
 func TestPasswordStoredAsBcrypt(t *testing.T) { forEachBackend(t, testPasswordStoredAsBcrypt) }
 
 func testPasswordStoredAsBcrypt(t *testing.T, be backend) {
-	app := newApp(t, be.fresh(t))
+	app := newTestApp(t, be.fresh(t))
 	u := app.newUser()
 	stored, err := app.store.UserByName(context.Background(), u.name)
 	if err != nil {
@@ -282,7 +282,7 @@ func testPasswordStoredAsBcrypt(t *testing.T, be backend) {
 }
 
 func TestTokenExpiresEvenAfterUse(t *testing.T) {
-	app := newApp(t)
+	app := newTestApp(t)
 	u := app.newUser()
 	app.do("GET", "/collection/", u.token, nil).mustStatus(t, 200)
 	app.do("GET", "/collection/", u.token, nil).mustStatus(t, 200)

@@ -19,7 +19,7 @@ type backend struct {
 	dsn func(t testing.TB) string
 }
 
-// fresh is newApp's option for a fresh database of this backend.
+// fresh is newTestApp's option for a fresh database of this backend.
 func (b backend) fresh(t testing.TB) func(*appOptions) { return withDSN(b.dsn(t)) }
 
 var sqliteBackend = backend{"sqlite", func(t testing.TB) string {

@@ -4,9 +4,11 @@ import (
 	"cmp"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
+	"unicode/utf8"
 )
 
 // movie is one movie as the catalogue describes it and as a user saves it
@@ -36,69 +38,134 @@ type collectionSummary struct {
 // collectionInput is the body of POST and PUT /collection/. A field that
 // is absent or null is nil.
 type collectionInput struct {
-	Title       *string  `json:"title"`
-	Description *string  `json:"description"`
-	Movies      *[]movie `json:"movies"`
+	Title       *string
+	Description *string
+	Movies      *[]movie
 }
 
-// normalize validates the input and brings it to its stored form: movie
-// UUIDs in lowercase canonical form and each movie kept once, first
-// occurrence first. create requires a title. It returns the problems by
-// field name, or nil.
-func (in *collectionInput) normalize(create bool) map[string]string {
-	problems := map[string]string{}
+// Limits of what one collection may hold, so that one request's work and
+// memory stay proportional to its own size. Characters are counted as
+// Unicode code points; genres, which become index keys, in bytes.
+const (
+	maxTitleChars            = 200
+	maxDescriptionChars      = 2000
+	maxMovies                = 1000
+	maxMovieTitleChars       = 500
+	maxMovieDescriptionChars = 5000
+	maxGenresBytes           = 1000
+	// maxGenreBytes caps one genre's name: genres are keys of the
+	// per-user tally, and PostgreSQL cannot index very long keys.
+	maxGenreBytes = 100
+)
+
+// parseCollectionInput reads and validates a collection body and brings
+// it to its stored form: movie UUIDs in lowercase canonical form and each
+// movie kept once, first occurrence first. create requires a title. Every
+// problem is reported, by field path.
+func parseCollectionInput(o jsonObject, create bool) (collectionInput, fieldProblems) {
+	p := fieldProblems{}
+	var in collectionInput
+	in.Title = o.str(p, "title", "title")
 	switch {
-	case in.Title == nil && create:
-		problems["title"] = "is required"
-	case in.Title != nil && strings.TrimSpace(*in.Title) == "":
-		problems["title"] = "must not be blank"
-	case in.Title != nil && strings.IndexByte(*in.Title, 0) >= 0:
-		problems["title"] = "must not contain the NUL character"
+	case in.Title == nil && create && p["title"] == "":
+		p["title"] = "is required"
+	case in.Title != nil:
+		checkText(p, "title", *in.Title, maxTitleChars, true)
 	}
-	if in.Description != nil && strings.IndexByte(*in.Description, 0) >= 0 {
-		problems["description"] = "must not contain the NUL character"
+	in.Description = o.str(p, "description", "description")
+	if in.Description != nil {
+		checkText(p, "description", *in.Description, maxDescriptionChars, false)
 	}
-	if in.Movies != nil {
-		movies := make([]movie, 0, len(*in.Movies))
-		seen := make(map[string]bool, len(*in.Movies))
-		for i, m := range *in.Movies {
-			field := fmt.Sprintf("movies[%d]", i)
-			id, ok := canonicalUUID(m.UUID)
-			switch {
-			case m.UUID == "":
-				problems[field+".uuid"] = "is required"
-			case !ok:
-				problems[field+".uuid"] = "is not a valid UUID"
-			}
-			if strings.TrimSpace(m.Title) == "" {
-				problems[field+".title"] = "is required"
-			}
-			if strings.IndexByte(m.Title+m.Description+m.Genres, 0) >= 0 {
-				problems[field] = "must not contain the NUL character"
-			}
-			for _, g := range splitGenres(m.Genres) {
-				if len(g) > maxGenreBytes {
-					problems[field+".genres"] = fmt.Sprintf("each genre must be at most %d bytes", maxGenreBytes)
-				}
-			}
-			if !ok || seen[id] {
-				continue
-			}
-			seen[id] = true
-			m.UUID = id
-			movies = append(movies, m)
+	if raw, ok := o.list(p, "movies", "movies"); ok {
+		if len(raw) > maxMovies {
+			p["movies"] = fmt.Sprintf("must hold at most %d movies", maxMovies)
+		} else {
+			movies := parseMovies(p, raw)
+			in.Movies = &movies
 		}
-		in.Movies = &movies
 	}
-	if len(problems) > 0 {
-		return problems
-	}
-	return nil
+	return in, p
 }
 
-// maxGenreBytes caps one genre's name: genres are keys of the per-user
-// tally, and PostgreSQL cannot index a key of more than about 2.7 KB.
-const maxGenreBytes = 100
+// parseMovies reads the movies of a collection body, each kept once.
+func parseMovies(p fieldProblems, raw []json.RawMessage) []movie {
+	movies := make([]movie, 0, len(raw))
+	seen := make(map[string]bool, len(raw))
+	for i, r := range raw {
+		field := fmt.Sprintf("movies[%d]", i)
+		m, ok := parseMovie(p, field, r)
+		if !ok || seen[m.UUID] {
+			continue
+		}
+		seen[m.UUID] = true
+		movies = append(movies, m)
+	}
+	return movies
+}
+
+// parseMovie reads and validates one movie of a collection body at path
+// field; ok is false when it has problems.
+func parseMovie(p fieldProblems, field string, raw json.RawMessage) (m movie, ok bool) {
+	before := len(p)
+	o, isObject := object(p, field, raw)
+	if !isObject {
+		return m, false
+	}
+	get := func(name string) string {
+		if v := o.str(p, field+"."+name, name); v != nil {
+			return *v
+		}
+		return ""
+	}
+	m = movie{Title: get("title"), Description: get("description"), Genres: get("genres"), UUID: get("uuid")}
+	if _, isSet := o["uuid"]; p[field+".uuid"] == "" {
+		id, valid := canonicalUUID(m.UUID)
+		switch {
+		case !isSet || m.UUID == "":
+			p[field+".uuid"] = "is required"
+		case !valid:
+			p[field+".uuid"] = "is not a valid UUID"
+		}
+		m.UUID = id
+	}
+	if p[field+".title"] == "" {
+		checkText(p, field+".title", m.Title, maxMovieTitleChars, true)
+	}
+	checkText(p, field+".description", m.Description, maxMovieDescriptionChars, false)
+	checkGenres(p, field+".genres", m.Genres)
+	return m, len(p) == before
+}
+
+// checkText records a problem at field when s is too long, holds NUL, or
+// is blank where required.
+func checkText(p fieldProblems, field, s string, maxChars int, required bool) {
+	switch {
+	case len(s) > 4*maxChars || utf8.RuneCountInString(s) > maxChars:
+		p[field] = fmt.Sprintf("must be at most %d characters", maxChars)
+	case hasNUL(s):
+		p[field] = "must not contain the NUL character"
+	case required && strings.TrimSpace(s) == "":
+		p[field] = "is required and must not be blank"
+	}
+}
+
+// checkGenres records a problem at field when a movie's genres are too
+// long in all or in one genre, or hold NUL.
+func checkGenres(p fieldProblems, field, genres string) {
+	switch {
+	case len(genres) > maxGenresBytes:
+		p[field] = fmt.Sprintf("must be at most %d bytes", maxGenresBytes)
+	case hasNUL(genres):
+		p[field] = "must not contain the NUL character"
+	default:
+		for g := range strings.SplitSeq(genres, ",") {
+			if len(strings.TrimSpace(g)) > maxGenreBytes {
+				p[field] = fmt.Sprintf("each genre must be at most %d bytes", maxGenreBytes)
+				return
+			}
+		}
+	}
+}
 
 // canonicalUUID returns s in lowercase canonical form
 // (xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx) and whether s is a UUID at all.
@@ -149,14 +216,20 @@ func newUUID() string {
 
 // splitGenres returns the distinct genres of one movie entry: the
 // comma-separated parts of genres, trimmed, empty parts skipped, in the
-// order they first appear.
+// order they first appear. Linear in the length of genres.
 func splitGenres(genres string) []string {
 	var out []string
+	var seen map[string]bool
 	for part := range strings.SplitSeq(genres, ",") {
 		g := strings.TrimSpace(part)
-		if g != "" && !slices.Contains(out, g) {
-			out = append(out, g)
+		if g == "" || seen[g] {
+			continue
 		}
+		if seen == nil {
+			seen = map[string]bool{}
+		}
+		seen[g] = true
+		out = append(out, g)
 	}
 	return out
 }

@@ -109,7 +109,7 @@ func (a *testApp) listCollections(u testUser) collectionListData {
 func TestCollectionCreateAndGet(t *testing.T) { forEachBackend(t, testCollectionCreateAndGet) }
 
 func testCollectionCreateAndGet(t *testing.T, be backend) {
-	app := newApp(t, be.fresh(t))
+	app := newTestApp(t, be.fresh(t))
 	u := app.newUser()
 	m1, m2 := newMovie("Drama,Comedy"), newMovie("")
 	upper := m1
@@ -143,7 +143,7 @@ func testCollectionCreateAndGet(t *testing.T, be backend) {
 func TestCollectionValidation(t *testing.T) { forEachBackend(t, testCollectionValidation) }
 
 func testCollectionValidation(t *testing.T, be backend) {
-	app := newApp(t, be.fresh(t))
+	app := newTestApp(t, be.fresh(t))
 	u := app.newUser()
 	existing := app.newCollection(u, newMovie("Drama"))
 	good := `{"uuid":"57baf4f4-c9ef-4197-9e4f-acf04eae5b4d","title":"Queerama"}`
@@ -161,14 +161,14 @@ func testCollectionValidation(t *testing.T, be backend) {
 		{"description not a string", `{"title":"t","description":[]}`, 400, "description", false},
 		{"movies not a list", `{"title":"t","movies":{}}`, 400, "movies", false},
 		{"movies a string", `{"title":"t","movies":"abc"}`, 400, "movies", false},
-		{"movie not an object", `{"title":"t","movies":[1]}`, 400, "movies", false},
-		{"movie null", `{"title":"t","movies":[null]}`, 400, "movies[0].uuid", false},
+		{"movie not an object", `{"title":"t","movies":[1]}`, 400, "movies[0]", false},
+		{"movie null", `{"title":"t","movies":[null]}`, 400, "movies[0]", false},
 		{"movie without uuid", `{"title":"t","movies":[{"title":"x"}]}`, 400, "movies[0].uuid", false},
 		{"movie without title", `{"title":"t","movies":[` + good + `,{"uuid":"720e8796-5397-4e81-9bd7-763789463707"}]}`, 400, "movies[1].title", false},
 		{"movie with bad uuid", `{"title":"t","movies":[{"uuid":"not-a-uuid","title":"x"}]}`, 400, "movies[0].uuid", false},
-		{"movie uuid not a string", `{"title":"t","movies":[{"uuid":7,"title":"x"}]}`, 400, "movies.uuid", false},
+		{"movie uuid not a string", `{"title":"t","movies":[{"uuid":"57baf4f4-c9ef-4197-9e4f-acf04eae5b4d","title":"x"},{"uuid":7,"title":"x"}]}`, 400, "movies[1].uuid", false},
 		{"NUL in title", `{"title":"a\u0000b"}`, 400, "title", false},
-		{"NUL in a movie", `{"title":"t","movies":[{"uuid":"57baf4f4-c9ef-4197-9e4f-acf04eae5b4d","title":"x\u0000"}]}`, 400, "movies[0]", false},
+		{"NUL in a movie", `{"title":"t","movies":[{"uuid":"57baf4f4-c9ef-4197-9e4f-acf04eae5b4d","title":"x\u0000"}]}`, 400, "movies[0].title", false},
 		{"malformed JSON", `{"title":`, 400, "", false},
 		{"null body", `null`, 400, "", false},
 		{"genre too long", `{"title":"t","movies":[{"uuid":"57baf4f4-c9ef-4197-9e4f-acf04eae5b4d","title":"x","genres":"Drama,` + strings.Repeat("g", 101) + `"}]}`, 400, "movies[0].genres", false},
@@ -215,7 +215,7 @@ func TestCollectionListOrderAndIsolation(t *testing.T) {
 }
 
 func testCollectionListOrderAndIsolation(t *testing.T, be backend) {
-	app := newApp(t, be.fresh(t))
+	app := newTestApp(t, be.fresh(t))
 	alice, bob := app.newUser(), app.newUser()
 	if got := app.listCollections(alice); got.Collections == nil || len(got.Collections) != 0 || got.FavouriteGenres != "" {
 		t.Fatalf("empty list: %+v", got)
@@ -248,7 +248,7 @@ func testCollectionListOrderAndIsolation(t *testing.T, be backend) {
 func TestCollectionOwnership(t *testing.T) { forEachBackend(t, testCollectionOwnership) }
 
 func testCollectionOwnership(t *testing.T, be backend) {
-	app := newApp(t, be.fresh(t))
+	app := newTestApp(t, be.fresh(t))
 	alice, bob := app.newUser(), app.newUser()
 	id := app.newCollection(alice, newMovie("Drama"))
 	tests := []struct {
@@ -284,7 +284,7 @@ func testCollectionOwnership(t *testing.T, be backend) {
 func TestCollectionUpdate(t *testing.T) { forEachBackend(t, testCollectionUpdate) }
 
 func testCollectionUpdate(t *testing.T, be backend) {
-	app := newApp(t, be.fresh(t))
+	app := newTestApp(t, be.fresh(t))
 	u := app.newUser()
 	m1, m2, m3 := newMovie("Drama"), newMovie("Comedy"), newMovie("Horror")
 	tests := []struct {
@@ -324,7 +324,7 @@ func testCollectionUpdate(t *testing.T, be backend) {
 func TestCollectionDelete(t *testing.T) { forEachBackend(t, testCollectionDelete) }
 
 func testCollectionDelete(t *testing.T, be backend) {
-	app := newApp(t, be.fresh(t))
+	app := newTestApp(t, be.fresh(t))
 	u := app.newUser()
 	keep := app.newCollection(u, newMovie("Drama"))
 	id := app.newCollection(u, newMovie("Comedy"), newMovie("Comedy"))
@@ -335,7 +335,7 @@ func testCollectionDelete(t *testing.T, be backend) {
 	app.do("GET", "/collection/"+id+"/", u.token, nil).mustStatus(t, 404)
 	app.do("DELETE", "/collection/"+id+"/", u.token, nil).mustStatus(t, 404)
 	var movies int
-	app.store.read.QueryRow(`SELECT count(*) FROM collection_movies`).Scan(&movies)
+	app.store.db.read.QueryRow(`SELECT count(*) FROM collection_movies`).Scan(&movies)
 	if movies != 1 {
 		t.Fatalf("movie entries left: got %d, want 1 (the other collection's)", movies)
 	}
@@ -347,7 +347,7 @@ func testCollectionDelete(t *testing.T, be backend) {
 func TestMovieDataIsPerUser(t *testing.T) { forEachBackend(t, testMovieDataIsPerUser) }
 
 func testMovieDataIsPerUser(t *testing.T, be backend) {
-	app := newApp(t, be.fresh(t))
+	app := newTestApp(t, be.fresh(t))
 	alice, bob := app.newUser(), app.newUser()
 	m := newMovie("Drama")
 	aliceID := app.newCollection(alice, m)
@@ -411,7 +411,7 @@ func testFavouriteGenresThroughAPI(t *testing.T, be backend) {
 			a.do("PUT", "/collection/"+id+"/", u.token, map[string]any{"title": "x"}).mustStatus(a.t, 200)
 		}, "Horror"},
 	}
-	app := newApp(t, be.fresh(t))
+	app := newTestApp(t, be.fresh(t))
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			u := app.newUser()
@@ -434,7 +434,7 @@ func mustJSON(v any) string {
 // BenchmarkCollectionList measures GET /collection/ through the whole
 // handler stack for a user with 200 collections of 25 movies each.
 func BenchmarkCollectionList(b *testing.B) {
-	app := newApp(b)
+	app := newTestApp(b)
 	u := app.newUser()
 	genres := []string{"Action", "Drama", "Comedy", "Thriller", "Horror", "Crime", "Romance", "Western"}
 	for i := range 200 {
@@ -447,22 +447,22 @@ func BenchmarkCollectionList(b *testing.B) {
 	if got := app.listCollections(u); len(got.Collections) != 200 || got.FavouriteGenres == "" {
 		b.Fatalf("seeded list: %d collections, genres %q", len(got.Collections), got.FavouriteGenres)
 	}
-	uncached := newRoutes(testLogger(), app.store, app.auth, app.counter, nil, "")
-	uncached.cache = nil
+	cache := app.server.cache
 	for _, bc := range []struct {
-		name    string
-		handler http.Handler
+		name  string
+		cache *responseCache
 	}{
-		{"cached", app.handler},
-		{"uncached", app.counter.middleware(uncached.uncounted())},
+		{"cached", cache},
+		{"uncached", nil},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
+			app.server.cache = bc.cache
 			req := httptest.NewRequest("GET", "/collection/", nil)
 			req.Header.Set("Authorization", "Bearer "+u.token)
 			b.ReportAllocs()
 			for b.Loop() {
 				rec := httptest.NewRecorder()
-				bc.handler.ServeHTTP(rec, req)
+				app.handler.ServeHTTP(rec, req)
 				if rec.Code != 200 {
 					b.Fatalf("status %d", rec.Code)
 				}
@@ -474,7 +474,7 @@ func BenchmarkCollectionList(b *testing.B) {
 func TestCollectionReadsSeeOtherProcessesWrites(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, be backend) {
 		dsn := be.dsn(t)
-		a, b := newApp(t, withDSN(dsn)), newApp(t, withDSN(dsn))
+		a, b := newTestApp(t, withDSN(dsn)), newTestApp(t, withDSN(dsn))
 		u := a.newUser()
 		id := a.newCollection(u, newMovie("Drama"))
 		// Read twice through a, so that whatever a may cache is warm.

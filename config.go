@@ -50,25 +50,25 @@ var secretSettings = map[string]bool{"MOVIES_API_USERNAME": true, "MOVIES_API_PA
 
 func (c *config) settings() []setting {
 	return []setting{
-		{"ADDR", "addr", ":8000", "listen address", str(&c.Addr)},
-		{"DATABASE_URL", "database-url", "movies.db", "SQLite file path, or postgres://… URL", str(&c.DatabaseURL)},
-		{"MOVIES_API_URL", "movies-api-url", "https://demo.credy.in/api/v1/maya/movies/", "catalogue URL", absURL(&c.Catalogue.URL)},
+		{"ADDR", "addr", ":8000", "`address` to listen on, such as :8000 or 127.0.0.1:8000", str(&c.Addr)},
+		{"DATABASE_URL", "database-url", "movies.db", "SQLite file `path`, or postgres://… URL", str(&c.DatabaseURL)},
+		{"MOVIES_API_URL", "movies-api-url", "https://demo.credy.in/api/v1/maya/movies/", "catalogue `URL`", absURL(&c.Catalogue.URL)},
 		{"MOVIES_API_USERNAME", "", "", "catalogue basic-auth user", str(&c.Catalogue.Username)},
 		{"MOVIES_API_PASSWORD", "", "", "catalogue basic-auth password", str(&c.Catalogue.Password)},
-		{"MOVIES_API_TIMEOUT", "movies-api-timeout", "5s", "time limit of one catalogue attempt", positiveDuration(&c.Catalogue.Timeout)},
-		{"MOVIES_API_MAX_ATTEMPTS", "movies-api-max-attempts", "5", "catalogue attempts per page (1-20)", intIn(&c.Catalogue.MaxAttempts, 1, 20)},
+		{"MOVIES_API_TIMEOUT", "movies-api-timeout", "5s", "time limit of one catalogue attempt (a `duration` such as 5s)", positiveDuration(&c.Catalogue.Timeout)},
+		{"MOVIES_API_MAX_ATTEMPTS", "movies-api-max-attempts", "5", "catalogue attempts per page, a `number` from 1 to 20", intIn(&c.Catalogue.MaxAttempts, 1, 20)},
 		{"JWT_SECRET", "", "", "HS256 key; none: generated once and kept in the database", str(&c.JWTSecret)},
-		{"TOKEN_TTL", "token-ttl", "24h", "access-token lifetime", positiveDuration(&c.TokenTTL)},
-		{"BCRYPT_COST", "bcrypt-cost", "10", "bcrypt work factor for passwords (4-31)", intIn(&c.BcryptCost, 4, 31)},
-		{"PUBLIC_URL", "public-url", "", "public base URL for next/previous links", optionalURL(&c.PublicURL)},
-		{"COUNTER_FLUSH_INTERVAL", "counter-flush-interval", "100ms", "how often the request count is persisted; 0: on every request", nonNegativeDuration(&c.CounterFlushInterval)},
-		{"DB_MAX_OPEN_CONNS", "db-max-open-conns", "0", "database pool size; 0: 2 per CPU for SQLite readers, 10 for PostgreSQL", intIn(&c.Pool.MaxOpen, 0, 1000)},
-		{"DB_MAX_IDLE_CONNS", "db-max-idle-conns", "0", "idle connections kept; 0: as many as open", intIn(&c.Pool.MaxIdle, 0, 1000)},
-		{"DB_CONN_MAX_LIFETIME", "db-conn-max-lifetime", "30m", "PostgreSQL connection lifetime; 0: unlimited", nonNegativeDuration(&c.Pool.MaxLifetime)},
-		{"DB_CONN_MAX_IDLE_TIME", "db-conn-max-idle-time", "5m", "PostgreSQL idle connection lifetime; 0: unlimited", nonNegativeDuration(&c.Pool.MaxIdleTime)},
-		{"LOG_LEVEL", "log-level", "info", "debug, info, warn or error", logLevel(&c.LogLevel)},
-		{"PPROF_ADDR", "pprof-addr", "", "serve net/http/pprof on this address (keep it on loopback); none: off", str(&c.PprofAddr)},
-		{"SHUTDOWN_TIMEOUT", "shutdown-timeout", "30s", "how long shutdown waits for requests in flight", positiveDuration(&c.ShutdownTimeout)},
+		{"TOKEN_TTL", "token-ttl", "24h", "access-token lifetime (a `duration` such as 24h)", positiveDuration(&c.TokenTTL)},
+		{"BCRYPT_COST", "bcrypt-cost", "10", "bcrypt work factor for passwords, a `number` from 4 to 31", intIn(&c.BcryptCost, 4, 31)},
+		{"PUBLIC_URL", "public-url", "", "public base `URL` for next/previous links", optionalURL(&c.PublicURL)},
+		{"COUNTER_FLUSH_INTERVAL", "counter-flush-interval", "100ms", "how often the request count is persisted (a `duration`); 0: on every request", nonNegativeDuration(&c.CounterFlushInterval)},
+		{"DB_MAX_OPEN_CONNS", "db-max-open-conns", "0", "database pool size (a `number`); 0: 2 per CPU for SQLite readers, 10 for PostgreSQL", intIn(&c.Pool.MaxOpen, 0, 1000)},
+		{"DB_MAX_IDLE_CONNS", "db-max-idle-conns", "0", "idle connections kept (a `number`); 0: as many as open", intIn(&c.Pool.MaxIdle, 0, 1000)},
+		{"DB_CONN_MAX_LIFETIME", "db-conn-max-lifetime", "30m", "PostgreSQL connection lifetime (a `duration`); 0: unlimited", nonNegativeDuration(&c.Pool.MaxLifetime)},
+		{"DB_CONN_MAX_IDLE_TIME", "db-conn-max-idle-time", "5m", "PostgreSQL idle connection lifetime (a `duration`); 0: unlimited", nonNegativeDuration(&c.Pool.MaxIdleTime)},
+		{"LOG_LEVEL", "log-level", "info", "log `level`: debug, info, warn or error", logLevel(&c.LogLevel)},
+		{"PPROF_ADDR", "pprof-addr", "", "serve net/http/pprof on this `address` (keep it on loopback); none: off", str(&c.PprofAddr)},
+		{"SHUTDOWN_TIMEOUT", "shutdown-timeout", "30s", "how long shutdown waits for requests in flight (a `duration`)", positiveDuration(&c.ShutdownTimeout)},
 	}
 }
 
@@ -172,7 +172,8 @@ func absURL(p *string) func(string) error {
 	return func(v string) error {
 		u, err := url.Parse(v)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return fmt.Errorf("%q is not an absolute http(s) URL", v)
+			// Not echoed: a URL may carry a password or a token.
+			return errors.New("the value is not an absolute http(s) URL")
 		}
 		*p = v
 		return nil

@@ -4,8 +4,6 @@ import (
 	"context"
 	"log/slog"
 	"math/rand/v2"
-	"net/http"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -166,38 +164,18 @@ func (c *counter) Reset(ctx context.Context) error {
 	return nil
 }
 
-// middleware counts each request as it arrives, before anything else
-// can answer it.
-func (c *counter) middleware(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		c.add()
-		if c.interval == 0 {
-			// Not cancelled by a client that hangs up: a commit cut short
-			// could leave it unknown whether the count was written.
-			ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), 30*time.Second)
-			err := c.flush(ctx)
-			cancel()
-			if err != nil {
-				c.logger.Warn("persist request count failed; will retry", "err", err)
-			}
-		}
-		next.ServeHTTP(w, r)
-	})
-}
-
-// handleRequestCount serves GET /request-count/.
-func (s *server) handleRequestCount(w http.ResponseWriter, r *http.Request, _ int64) error {
-	b := make([]byte, 0, 32)
-	b = append(b, `{"requests":`...)
-	b = strconv.AppendInt(b, s.counter.Count(), 10)
-	b = append(b, '}')
-	return writeJSON(w, http.StatusOK, b)
-}
-
-// handleRequestCountReset serves POST /request-count/reset/.
-func (s *server) handleRequestCountReset(w http.ResponseWriter, r *http.Request, _ int64) error {
-	if err := s.counter.Reset(r.Context()); err != nil {
-		return err
+// countRequest counts one request. With no persistence interval it also
+// writes the count through before the request goes on.
+func (c *counter) countRequest(ctx context.Context) {
+	c.add()
+	if c.interval > 0 {
+		return
 	}
-	return writeJSON(w, http.StatusOK, []byte(`{"message":"request count reset successfully"}`))
+	// Not cancelled by a client that hangs up: a commit cut short could
+	// leave it unknown whether the count was written.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	if err := c.flush(ctx); err != nil {
+		c.logger.Warn("persist request count failed; will retry", "err", err)
+	}
 }

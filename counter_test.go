@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
 	"net/http/httptest"
 	"path/filepath"
 	"sync"
@@ -50,7 +49,7 @@ func TestCounterExactUnderConcurrency(t *testing.T) {
 func testCounterExactUnderConcurrency(t *testing.T, be backend) {
 	for _, mode := range flushModes {
 		t.Run(mode.name, func(t *testing.T) {
-			app := newApp(t, be.fresh(t), withFlushInterval(mode.interval))
+			app := newTestApp(t, be.fresh(t), withFlushInterval(mode.interval))
 			token, _ := app.auth.issue(1)
 			before := app.requestCount(token)
 			goroutines, each := 100, 1000
@@ -79,7 +78,7 @@ func testCounterExactUnderConcurrency(t *testing.T, be backend) {
 				t.Fatalf("count: got %d, want %d", got, want)
 			}
 			app.close()
-			db := newApp(t, withDSN(app.dsn))
+			db := newTestApp(t, withDSN(app.dsn))
 			if got := persistedCount(t, db.store); got != want {
 				t.Fatalf("persisted after stop: got %d, want %d", got, want)
 			}
@@ -92,7 +91,7 @@ func TestCounterCountsEveryOutcome(t *testing.T) { forEachBackend(t, testCounter
 func testCounterCountsEveryOutcome(t *testing.T, be backend) {
 	for _, mode := range flushModes {
 		t.Run(mode.name, func(t *testing.T) {
-			app := newApp(t, be.fresh(t), withFlushInterval(mode.interval))
+			app := newTestApp(t, be.fresh(t), withFlushInterval(mode.interval))
 			u := app.newUser() // 1 request
 			requests := []struct {
 				method, path, token string
@@ -124,7 +123,7 @@ func TestCounterReset(t *testing.T) { forEachBackend(t, testCounterReset) }
 func testCounterReset(t *testing.T, be backend) {
 	for _, mode := range flushModes {
 		t.Run(mode.name, func(t *testing.T) {
-			app := newApp(t, be.fresh(t), withFlushInterval(mode.interval))
+			app := newTestApp(t, be.fresh(t), withFlushInterval(mode.interval))
 			token, _ := app.auth.issue(1)
 			for range 5 {
 				app.requestCount(token)
@@ -141,7 +140,7 @@ func testCounterReset(t *testing.T, be backend) {
 			}
 			app.do("POST", "/request-count/reset/", "", nil).mustStatus(t, 401)
 			app.close()
-			if got := persistedCount(t, newApp(t, withDSN(app.dsn)).store); got != 3 {
+			if got := persistedCount(t, newTestApp(t, withDSN(app.dsn)).store); got != 3 {
 				t.Fatalf("persisted after reset and stop: got %d, want 3", got)
 			}
 		})
@@ -179,8 +178,8 @@ func testCounterSharedByTwoServers(t *testing.T, be backend) {
 	for _, mode := range flushModes {
 		t.Run(mode.name, func(t *testing.T) {
 			dsn := be.dsn(t)
-			a := newApp(t, withDSN(dsn), withFlushInterval(mode.interval))
-			b := newApp(t, withDSN(dsn), withFlushInterval(mode.interval))
+			a := newTestApp(t, withDSN(dsn), withFlushInterval(mode.interval))
+			b := newTestApp(t, withDSN(dsn), withFlushInterval(mode.interval))
 			token, _ := a.auth.issue(1)
 			var sent atomic.Int64
 			var wg sync.WaitGroup
@@ -213,7 +212,7 @@ func testCounterSharedByTwoServers(t *testing.T, be backend) {
 			}
 			a.close()
 			b.close()
-			if got, want := persistedCount(t, newApp(t, withDSN(dsn)).store), sent.Load(); got != want {
+			if got, want := persistedCount(t, newTestApp(t, withDSN(dsn)).store), sent.Load(); got != want {
 				t.Fatalf("persisted: got %d, want %d", got, want)
 			}
 		})
@@ -240,7 +239,7 @@ func TestCounterFailedFlushLosesNothing(t *testing.T) {
 }
 
 func testCounterFailedFlushLosesNothing(t *testing.T, be backend) {
-	app := newApp(t, be.fresh(t))
+	app := newTestApp(t, be.fresh(t))
 	flaky := &flakyStore{Store: app.store}
 	ctr := newCounter(flaky, time.Hour, testLogger())
 	ctx := context.Background()
@@ -248,10 +247,9 @@ func testCounterFailedFlushLosesNothing(t *testing.T, be backend) {
 		t.Fatal(err)
 	}
 	start := persistedCount(t, app.store)
-	h := ctr.middleware(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
 	hit := func(n int) {
 		for range n {
-			h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", "/", nil))
+			ctr.countRequest(ctx)
 		}
 	}
 
@@ -307,13 +305,12 @@ func BenchmarkRequestCount(b *testing.B) {
 		{"counter-write-through", 0, true},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
-			app := newApp(b, withFlushInterval(bc.interval))
+			app := newTestApp(b, withFlushInterval(bc.interval))
 			h := app.handler
 			if !bc.counted {
-				s := newRoutes(testLogger(), app.store, app.auth, app.counter, nil, "")
-				h = s.uncounted()
+				h = app.server.uncounted()
 			}
-			token, _ := app.auth.issue(1)
+			token := app.newUser().token
 			b.ReportAllocs()
 			b.ResetTimer()
 			b.RunParallel(func(pb *testing.PB) {

@@ -11,10 +11,8 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 )
 
@@ -40,7 +38,7 @@ const (
 	drainBytes = 4 << 10
 	// maxPageBytes caps a catalogue page. A real page of 10 movies is a
 	// few KiB; anything near this is not a page.
-	maxPageBytes = 4 << 20
+	maxPageBytes = 10 << 20
 )
 
 // catalogueConfig is where the catalogue is and how to call it.
@@ -66,25 +64,12 @@ type catalogue struct {
 	sleep func(ctx context.Context, d time.Duration) error
 	rand  func() float64 // in [0, 1), for the backoff's jitter
 
-	mu    sync.Mutex
-	calls map[int]*catalogueCall // in-flight calls by page
-
-	running sync.WaitGroup // shared calls still running, for tests
-}
-
-// catalogueCall is one in-flight catalogue call that several requests for
-// the same page wait on.
-type catalogueCall struct {
-	done    chan struct{} // closed when page and err are set
-	page    cataloguePage
-	err     error
-	waiters int                // requests still waiting; guarded by catalogue.mu
-	cancel  context.CancelFunc // ends the call when nobody waits any more
+	flights flightGroup[int, cataloguePage] // in-flight calls by page
 }
 
 // newCatalogue returns a catalogue client with one shared HTTP client.
 // Missing credentials are not an error here: the server still starts and
-// /movies/ explains what is missing.
+// /movies/ answers that the catalogue is not configured.
 func newCatalogue(cfg catalogueConfig, logger *slog.Logger) *catalogue {
 	if cfg.MaxAttempts < 1 {
 		cfg.MaxAttempts = 1
@@ -104,7 +89,6 @@ func newCatalogue(cfg catalogueConfig, logger *slog.Logger) *catalogue {
 		now:    time.Now,
 		sleep:  sleepContext,
 		rand:   rand.Float64,
-		calls:  map[int]*catalogueCall{},
 	}
 }
 
@@ -115,6 +99,10 @@ func newCatalogue(cfg catalogueConfig, logger *slog.Logger) *catalogue {
 // Each phase of an attempt has its own limit, and the attempt as a whole is
 // bounded by its context (cfg.Timeout), not by Client.Timeout, so that the
 // caller's cancellation ends it too.
+//
+// Redirects are never followed: Go would forward the credentials to any
+// port or scheme of the same host name. A 3xx is answered as it is, and
+// counts as a failed attempt.
 //
 // net/http itself replays a GET once when a reused keep-alive connection
 // turns out to be dead before any answer: a stale connection is not a
@@ -134,6 +122,7 @@ func newCatalogueClient(timeout time.Duration) *http.Client {
 			ResponseHeaderTimeout: timeout,
 			ExpectContinueTimeout: time.Second,
 		},
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}
 }
 
@@ -153,90 +142,51 @@ func sleepContext(ctx context.Context, d time.Duration) error {
 // Configured reports whether the catalogue credentials are set.
 func (c *catalogue) Configured() bool { return c.cfg.Username != "" && c.cfg.Password != "" }
 
-// errCatalogueNotConfigured answers /movies/ while the credentials are missing.
-var errCatalogueNotConfigured = newError(codeUnavailable,
-	"the movie catalogue is not configured: set MOVIES_API_USERNAME and MOVIES_API_PASSWORD")
+// errCatalogueNotConfigured answers /movies/ while the credentials are
+// missing. The operator's hint is in the log at start-up, not here.
+var errCatalogueNotConfigured = newError(codeUnavailable, "the movie catalogue is not configured on this server")
 
 // cataloguePage is one page as the catalogue sends it. The live catalogue
 // lists the movies under "results" (Django REST framework's pagination);
 // its published brief says "data": either is accepted.
 type cataloguePage struct {
-	IsSuccess *bool    `json:"is_success"`
-	Count     int64    `json:"count"`
-	Next      *string  `json:"next"`
-	Previous  *string  `json:"previous"`
-	Results   *[]movie `json:"results"`
-	Data      *[]movie `json:"data"`
+	IsSuccess *bool     `json:"is_success"`
+	Count     *int64    `json:"count"`
+	Next      *string   `json:"next"`
+	Previous  *string   `json:"previous"`
+	Results   *[]*movie `json:"results"`
+	Data      *[]*movie `json:"data"`
 }
 
 // movies returns the page's movies, never nil.
 func (p cataloguePage) movies() []movie {
-	var list []movie
+	var list []*movie
 	switch {
 	case p.Results != nil:
 		list = *p.Results
 	case p.Data != nil:
 		list = *p.Data
 	}
-	if list == nil {
-		list = []movie{}
+	out := make([]movie, len(list))
+	for i, m := range list {
+		out[i] = *m
 	}
-	return list
+	return out
 }
 
 // Page returns one page of the catalogue. Concurrent requests for the
-// same page share one call, so a burst of users does not multiply the load
-// on a catalogue that is already failing.
-//
-// The shared call runs on a context of its own, not the first caller's:
-// a caller that goes away must not fail the others still waiting. It is
-// cancelled when its last waiter has gone, and in any case ends within the
-// retry budget. Each caller returns as soon as its own ctx ends.
+// same page share one call (see flightGroup), so a burst of users does not
+// multiply the load on a catalogue that is already failing. The call ends
+// within the retry budget; each caller returns as soon as its own ctx ends.
 func (c *catalogue) Page(ctx context.Context, page int) (cataloguePage, error) {
-	c.mu.Lock()
-	call, ok := c.calls[page]
-	if !ok {
-		budget := time.Duration(c.cfg.MaxAttempts) * (c.cfg.Timeout + maxBackoff)
-		callCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), budget)
-		call = &catalogueCall{done: make(chan struct{}), cancel: cancel}
-		c.calls[page] = call
-		c.running.Add(1)
-		go c.run(callCtx, page, call)
+	budget := time.Duration(c.cfg.MaxAttempts) * (c.cfg.Timeout + maxBackoff)
+	p, _, err := c.flights.do(ctx, page, budget, func(ctx context.Context) (cataloguePage, error) {
+		return c.fetch(ctx, page)
+	})
+	if err != nil && ctx.Err() != nil {
+		return p, errRequestEnded
 	}
-	call.waiters++
-	c.mu.Unlock()
-
-	select {
-	case <-call.done:
-		return call.page, call.err
-	case <-ctx.Done():
-		c.mu.Lock()
-		call.waiters--
-		if call.waiters == 0 {
-			// Nobody wants the answer any more: stop retrying, and let
-			// the next request for this page start afresh.
-			call.cancel()
-			if c.calls[page] == call {
-				delete(c.calls, page)
-			}
-		}
-		c.mu.Unlock()
-		return cataloguePage{}, errRequestEnded
-	}
-}
-
-// run makes the shared call and hands its result to every waiter.
-func (c *catalogue) run(ctx context.Context, page int, call *catalogueCall) {
-	defer c.running.Done()
-	defer call.cancel()
-	p, err := c.fetch(ctx, page)
-	c.mu.Lock()
-	if c.calls[page] == call {
-		delete(c.calls, page)
-	}
-	c.mu.Unlock()
-	call.page, call.err = p, err
-	close(call.done)
+	return p, err
 }
 
 // errRequestEnded is the error for a request whose context ended before
@@ -244,58 +194,36 @@ func (c *catalogue) run(ctx context.Context, page int, call *catalogueCall) {
 // the access log then shows a 504 rather than a 500.
 var errRequestEnded = newError(codeUpstreamTimeout, "the request ended before the movie catalogue answered")
 
-// attemptFailure describes one failed catalogue attempt. Its err is for
-// the log only: the client never sees the catalogue's own error text.
-type attemptFailure struct {
-	class      string // what went wrong: status, timeout, network, invalid_body, error_body
-	status     int    // the catalogue's HTTP status; 0 when there was no response
-	err        error
-	timeout    bool          // the attempt ran out of time
-	retryAfter time.Duration // the catalogue's Retry-After; -1 when it sent none
-	final      *apiError     // set when retrying cannot help: answer this
-}
-
 // fetch gets one page, retrying failed attempts with backoff. It stops at
 // once when ctx ends. Every error it returns is an *apiError.
 func (c *catalogue) fetch(ctx context.Context, page int) (cataloguePage, error) {
 	if c.base == nil {
-		return cataloguePage{}, newError(codeUnavailable, "the movie catalogue URL is not valid: check MOVIES_API_URL")
+		c.logger.Error("MOVIES_API_URL is not a valid URL")
+		return cataloguePage{}, errCatalogueNotConfigured
 	}
-	var last *attemptFailure
+	var last verdict
 	for n := 1; n <= c.cfg.MaxAttempts; n++ {
-		p, f := c.attempt(ctx, page)
-		if f == nil {
+		p, v := c.attempt(ctx, page)
+		if v.class == "ok" {
 			return p, nil
 		}
 		if ctx.Err() != nil {
 			return cataloguePage{}, errRequestEnded
 		}
-		last = f
-		attrs := []any{"page", page, "attempt", n, "max_attempts", c.cfg.MaxAttempts, "class", f.class}
-		if f.status != 0 {
-			attrs = append(attrs, "status", f.status)
-		}
-		if f.err != nil {
-			attrs = append(attrs, "err", f.err.Error())
-		}
-		if f.final != nil {
+		last = v
+		attrs := v.logAttrs(page, n, c.cfg.MaxAttempts)
+		switch {
+		case v.final != nil:
 			c.logger.Warn("catalogue attempt failed; not retrying", attrs...)
-			return cataloguePage{}, f.final
-		}
-		if f.retryAfter > maxRetryAfter {
-			secs := int64((f.retryAfter + time.Second - 1) / time.Second)
-			c.logger.Warn("catalogue attempt failed; it asks for a long wait, not retrying", append(attrs, "retry_after", f.retryAfter.String())...)
-			return cataloguePage{}, &apiError{
-				Code:       codeUnavailable,
-				Message:    fmt.Sprintf("the movie catalogue is busy and asks to wait %d seconds: try again later", secs),
-				RetryAfter: strconv.FormatInt(secs, 10),
-			}
-		}
-		if n == c.cfg.MaxAttempts {
+			return cataloguePage{}, v.final
+		case v.hasRetryAfter && v.retryAfter > maxRetryAfter:
+			c.logger.Warn("catalogue attempt failed; it asks for a long wait, not retrying", append(attrs, "retry_after", v.retryAfter.String())...)
+			return cataloguePage{}, tooLongWait(v.retryAfter)
+		case n == c.cfg.MaxAttempts:
 			c.logger.Warn("catalogue attempt failed; giving up", attrs...)
-			break
+			continue
 		}
-		wait := c.wait(n, f.retryAfter)
+		wait := c.wait(n, v)
 		c.logger.Warn("catalogue attempt failed; retrying", append(attrs, "wait", wait.String())...)
 		if err := c.sleep(ctx, wait); err != nil {
 			return cataloguePage{}, errRequestEnded
@@ -304,20 +232,90 @@ func (c *catalogue) fetch(ctx context.Context, page int) (cataloguePage, error) 
 	return cataloguePage{}, giveUp(last, c.cfg.MaxAttempts)
 }
 
+// verdict is what one attempt's outcome means for the retry loop. Its err
+// is for the log only: the client never sees the catalogue's own text.
+type verdict struct {
+	class   string // ok, status, timeout, network, invalid_body, error_body
+	status  int    // the catalogue's HTTP status; 0 when there was no response
+	err     error
+	timeout bool // the attempt ran out of time
+	// retryAfter is the catalogue's Retry-After, when hasRetryAfter.
+	retryAfter    time.Duration
+	hasRetryAfter bool
+	final         *apiError // set when retrying cannot help: answer this
+}
+
+func (v verdict) logAttrs(page, n, maxAttempts int) []any {
+	attrs := []any{"page", page, "attempt", n, "max_attempts", maxAttempts, "class", v.class}
+	if v.status != 0 {
+		attrs = append(attrs, "status", v.status)
+	}
+	if v.err != nil {
+		attrs = append(attrs, "err", v.err.Error())
+	}
+	return attrs
+}
+
+// classify decides what an answer without a usable page means: a status
+// other than 2xx (with its header), or, when status is 0, the transport
+// error err. It is the whole retry policy: network errors, timeouts, 429
+// and 5xx but 501 are worth another attempt; 404 is the page's own answer;
+// 401/403 cannot be fixed by retrying (and retrying wrong credentials may
+// lock the account); 501, other 4xx and an unfollowed 3xx will get the
+// same answer again.
+func classify(status int, header http.Header, err error, now time.Time) verdict {
+	if status == 0 {
+		var nerr net.Error
+		if errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &nerr) && nerr.Timeout()) {
+			return verdict{class: "timeout", err: err, timeout: true}
+		}
+		return verdict{class: "network", err: err}
+	}
+	v := verdict{class: "status", status: status}
+	switch {
+	case status == http.StatusNotFound:
+		v.final = newError(codeNotFound, "page not found")
+	case status == http.StatusUnauthorized || status == http.StatusForbidden:
+		v.final = newError(codeUpstream, "the movie catalogue refused this server's credentials")
+	case status == http.StatusTooManyRequests || (status >= 500 && status != http.StatusNotImplemented):
+		v.retryAfter, v.hasRetryAfter = parseRetryAfter(header.Get("Retry-After"), now)
+	default:
+		v.final = newError(codeUpstream, fmt.Sprintf("the movie catalogue refused the request (status %d)", status))
+	}
+	return v
+}
+
+// tooLongWait is the answer when the catalogue asks for a wait longer than
+// a request should be held open: 503, passing its Retry-After on.
+func tooLongWait(d time.Duration) *apiError {
+	secs := retryAfterSeconds(d)
+	return &apiError{
+		Code:       codeUnavailable,
+		Message:    fmt.Sprintf("the movie catalogue is busy and asks to wait %s seconds: try again later", secs),
+		RetryAfter: secs,
+	}
+}
+
+// retryAfterSeconds writes d as a Retry-After value: whole seconds,
+// rounded up, at least 1.
+func retryAfterSeconds(d time.Duration) string {
+	return strconv.FormatInt(max(1, int64((d+time.Second-1)/time.Second)), 10)
+}
+
 // giveUp is the error once every attempt has failed: 504 when the last
 // one ran out of time, else 502. A Retry-After from the last answer is
 // passed on, as the best guess of when to try again.
-func giveUp(last *attemptFailure, attempts int) *apiError {
+func giveUp(last verdict, attempts int) *apiError {
 	tries := fmt.Sprintf("%d attempts", attempts)
 	if attempts == 1 {
 		tries = "1 attempt"
 	}
 	e := &apiError{Code: codeUpstream, Message: "the movie catalogue is unavailable: giving up after " + tries}
-	if last != nil && last.timeout {
+	if last.timeout {
 		e = &apiError{Code: codeUpstreamTimeout, Message: "the movie catalogue did not answer in time: giving up after " + tries}
 	}
-	if last != nil && last.retryAfter > 0 {
-		e.RetryAfter = strconv.FormatInt(int64((last.retryAfter+time.Second-1)/time.Second), 10)
+	if last.hasRetryAfter && last.retryAfter > 0 {
+		e.RetryAfter = retryAfterSeconds(last.retryAfter)
 	}
 	return e
 }
@@ -325,8 +323,12 @@ func giveUp(last *attemptFailure, attempts int) *apiError {
 // wait is how long to wait after the n-th failed attempt: the jittered
 // backoff, or the catalogue's Retry-After when that is longer, never more
 // than maxBackoff.
-func (c *catalogue) wait(n int, retryAfter time.Duration) time.Duration {
-	return min(max(backoff(n, c.rand()), retryAfter), maxBackoff)
+func (c *catalogue) wait(n int, v verdict) time.Duration {
+	d := backoff(n, c.rand())
+	if v.hasRetryAfter {
+		d = max(d, v.retryAfter)
+	}
+	return min(d, maxBackoff)
 }
 
 // backoff returns the wait after the n-th failed attempt (n >= 1) for a
@@ -347,9 +349,9 @@ func backoff(n int, r float64) time.Duration {
 	return half + time.Duration(r*float64(step-half))
 }
 
-// attempt makes one catalogue request, limited to cfg.Timeout. It returns
-// the page, or why the attempt failed and whether retrying can help.
-func (c *catalogue) attempt(ctx context.Context, page int) (cataloguePage, *attemptFailure) {
+// attempt makes one catalogue request, limited to cfg.Timeout, and
+// returns the page, or the verdict on why it failed.
+func (c *catalogue) attempt(ctx context.Context, page int) (cataloguePage, verdict) {
 	actx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
 	defer cancel()
 
@@ -360,89 +362,88 @@ func (c *catalogue) attempt(ctx context.Context, page int) (cataloguePage, *atte
 	u.RawQuery = q.Encode()
 	req, err := http.NewRequestWithContext(actx, http.MethodGet, u.String(), nil)
 	if err != nil {
-		return cataloguePage{}, &attemptFailure{class: "request", err: fmt.Errorf("build catalogue request: %w", err), retryAfter: -1,
-			final: newError(codeUnavailable, "the movie catalogue URL is not valid: check MOVIES_API_URL")}
+		c.logger.Error("MOVIES_API_URL makes no valid request", "err", err)
+		return cataloguePage{}, verdict{class: "request", err: err, final: errCatalogueNotConfigured}
 	}
 	req.SetBasicAuth(c.cfg.Username, c.cfg.Password)
 	req.Header.Set("Accept", "application/json")
 
 	resp, err := c.client.Do(req)
 	if err != nil {
-		return cataloguePage{}, transportFailure(actx, err)
+		return cataloguePage{}, classify(0, nil, transportError(actx, err), c.now())
 	}
 	defer resp.Body.Close()
-
-	switch {
-	case resp.StatusCode >= 200 && resp.StatusCode < 300:
-		return c.readPage(actx, resp)
-	case resp.StatusCode == http.StatusNotFound:
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		drain(resp.Body)
-		return cataloguePage{}, &attemptFailure{class: "status", status: resp.StatusCode, retryAfter: -1,
-			final: newError(codeNotFound, "page not found")}
-	case resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden:
-		drain(resp.Body)
-		// Retrying cannot fix credentials, and hammering the catalogue
-		// with wrong ones may get the account locked.
-		return cataloguePage{}, &attemptFailure{class: "status", status: resp.StatusCode, retryAfter: -1,
-			final: newError(codeUpstream, "the movie catalogue rejected our credentials: check MOVIES_API_USERNAME and MOVIES_API_PASSWORD")}
-	case resp.StatusCode == http.StatusTooManyRequests ||
-		(resp.StatusCode >= 500 && resp.StatusCode != http.StatusNotImplemented):
-		drain(resp.Body)
-		return cataloguePage{}, &attemptFailure{class: "status", status: resp.StatusCode,
-			retryAfter: parseRetryAfter(resp.Header.Get("Retry-After"), c.now())}
-	default:
-		// 501, another 4xx or an unfollowed 3xx: the same request will
-		// get the same answer.
-		drain(resp.Body)
-		return cataloguePage{}, &attemptFailure{class: "status", status: resp.StatusCode, retryAfter: -1,
-			final: newError(codeUpstream, fmt.Sprintf("the movie catalogue refused the request (status %d)", resp.StatusCode))}
+		v := classify(resp.StatusCode, resp.Header, nil, c.now())
+		if v.status == http.StatusUnauthorized || v.status == http.StatusForbidden {
+			c.logger.Error("the catalogue refuses our credentials: check MOVIES_API_USERNAME and MOVIES_API_PASSWORD")
+		}
+		return cataloguePage{}, v
 	}
-}
-
-// readPage reads and decodes a successful response. A body that is cut
-// off, is not JSON, or is the catalogue's {"is_success": false} error
-// shape (which it sometimes sends with status 200) is a failed attempt.
-func (c *catalogue) readPage(ctx context.Context, resp *http.Response) (cataloguePage, *attemptFailure) {
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxPageBytes+1))
 	if err != nil {
-		return cataloguePage{}, transportFailure(ctx, fmt.Errorf("read catalogue page: %w", err))
+		return cataloguePage{}, classify(0, nil, transportError(actx, fmt.Errorf("read catalogue page: %w", err)), c.now())
 	}
-	if len(body) > maxPageBytes {
-		return cataloguePage{}, &attemptFailure{class: "invalid_body", status: resp.StatusCode, retryAfter: -1,
-			err:   fmt.Errorf("catalogue page is over %d bytes", maxPageBytes),
-			final: newError(codeUpstream, "the movie catalogue sent a page too large to be one")}
+	p, err := parsePage(body)
+	if err != nil {
+		class := "invalid_body"
+		if errors.Is(err, errCatalogueSaysNo) {
+			class = "error_body"
+		}
+		return cataloguePage{}, verdict{class: class, status: resp.StatusCode, err: err}
 	}
-	var p cataloguePage
-	if err := json.Unmarshal(body, &p); err != nil {
-		return cataloguePage{}, &attemptFailure{class: "invalid_body", status: resp.StatusCode, retryAfter: -1,
-			err: fmt.Errorf("decode catalogue page: %w", err)}
-	}
-	if p.IsSuccess != nil && !*p.IsSuccess {
-		return cataloguePage{}, &attemptFailure{class: "error_body", status: resp.StatusCode, retryAfter: -1,
-			err: errors.New("catalogue answered is_success false")}
-	}
-	if p.Results == nil && p.Data == nil {
-		return cataloguePage{}, &attemptFailure{class: "invalid_body", status: resp.StatusCode, retryAfter: -1,
-			err: errors.New("catalogue page has neither results nor data")}
-	}
-	return p, nil
+	return p, verdict{class: "ok", status: resp.StatusCode}
 }
 
-// transportFailure classifies an error with no usable response: a dropped
-// connection, a refused dial, or the attempt running out of time. All of
-// them are worth another attempt. The URL is left out of the logged error:
-// it is the catalogue's, and may say more than the log needs.
-func transportFailure(actx context.Context, err error) *attemptFailure {
+// transportError is err, marked as a timeout when the attempt's own time
+// ran out. The URL is left out: it is the catalogue's, and may say more
+// than the log needs.
+func transportError(actx context.Context, err error) error {
 	var uerr *url.Error
 	if errors.As(err, &uerr) {
 		err = uerr.Err
 	}
-	var nerr net.Error
-	if errors.Is(actx.Err(), context.DeadlineExceeded) || errors.Is(err, context.DeadlineExceeded) ||
-		(errors.As(err, &nerr) && nerr.Timeout()) {
-		return &attemptFailure{class: "timeout", err: err, timeout: true, retryAfter: -1}
+	if errors.Is(actx.Err(), context.DeadlineExceeded) && !errors.Is(err, context.DeadlineExceeded) {
+		err = errors.Join(err, context.DeadlineExceeded)
 	}
-	return &attemptFailure{class: "network", err: err, retryAfter: -1}
+	return err
+}
+
+var errCatalogueSaysNo = errors.New("catalogue answered is_success false")
+
+// parsePage decodes a 2xx body into a page. A body that is too large, is
+// not JSON, is the catalogue's {"is_success": false} error shape (which it
+// sometimes sends with status 200), or is not shaped like a page (a
+// non-negative integer count, a list of movie objects with string fields)
+// is an error: a failed attempt, worth retrying.
+func parsePage(body []byte) (cataloguePage, error) {
+	var p cataloguePage
+	if len(body) > maxPageBytes {
+		return p, fmt.Errorf("catalogue page is over %d bytes", maxPageBytes)
+	}
+	if err := json.Unmarshal(body, &p); err != nil {
+		return p, fmt.Errorf("decode catalogue page: %w", err)
+	}
+	if p.IsSuccess != nil && !*p.IsSuccess {
+		return p, errCatalogueSaysNo
+	}
+	list := p.Results
+	if list == nil {
+		list = p.Data
+	}
+	switch {
+	case list == nil:
+		return p, errors.New("catalogue page has neither results nor data")
+	case p.Count == nil || *p.Count < 0:
+		return p, errors.New("catalogue page has no count, or a negative one")
+	}
+	for _, m := range *list {
+		if m == nil {
+			return p, errors.New("catalogue page lists a movie that is not an object")
+		}
+	}
+	return p, nil
 }
 
 // drain reads a little of an unwanted body so that its connection can be
@@ -452,132 +453,18 @@ func drain(body io.Reader) {
 }
 
 // parseRetryAfter reads a Retry-After header, either delay-seconds or an
-// HTTP date relative to now. It returns -1 when there is none or it cannot
-// be read, and 0 for a date already past.
-func parseRetryAfter(v string, now time.Time) time.Duration {
+// HTTP date relative to now (0 for a date already past). ok is false when
+// there is none or it cannot be read.
+func parseRetryAfter(v string, now time.Time) (d time.Duration, ok bool) {
 	v = strings.TrimSpace(v)
 	if v == "" {
-		return -1
+		return 0, false
 	}
 	if secs, err := strconv.ParseUint(v, 10, 32); err == nil {
-		return time.Duration(secs) * time.Second
+		return time.Duration(secs) * time.Second, true
 	}
 	if t, err := http.ParseTime(v); err == nil {
-		return max(t.Sub(now), 0)
+		return max(t.Sub(now), 0), true
 	}
-	return -1
-}
-
-// moviesPage is the body of GET /movies/.
-type moviesPage struct {
-	Count    int64   `json:"count"`
-	Next     *string `json:"next"`
-	Previous *string `json:"previous"`
-	Data     []movie `json:"data"`
-}
-
-// handleMovies serves GET /movies/: one page of the catalogue, with its
-// next and previous links pointing back at this server.
-func (s *server) handleMovies(w http.ResponseWriter, r *http.Request, _ int64) error {
-	page, err := pageParam(r.URL.Query())
-	if err != nil {
-		return err
-	}
-	if !s.catalogue.Configured() {
-		return errCatalogueNotConfigured
-	}
-	p, err := s.catalogue.Page(r.Context(), page)
-	if err != nil {
-		return err
-	}
-	base := moviesBaseURL(r, s.publicURL)
-	// A copy: the page may be shared with other requests for it.
-	movies := slices.Clone(p.movies())
-	for i := range movies {
-		if id, ok := canonicalUUID(movies[i].UUID); ok {
-			movies[i].UUID = id
-		}
-	}
-	return encode(w, http.StatusOK, moviesPage{
-		Count:    p.Count,
-		Next:     rewriteLink(p.Next, base),
-		Previous: rewriteLink(p.Previous, base),
-		Data:     movies,
-	})
-}
-
-// pageParam reads the page query parameter: absent means 1; anything but
-// a positive integer in plain digits is a 400.
-func pageParam(q url.Values) (int, error) {
-	vs, ok := q["page"]
-	if !ok {
-		return 1, nil
-	}
-	n, ok := positiveInt(vs[0])
-	if !ok && vs[0] != "" && strings.Trim(vs[0], "0123456789") == "" && strings.Trim(vs[0], "0") != "" {
-		// A positive integer too large to be any page: past the end.
-		return 0, newError(codeNotFound, "page not found")
-	}
-	if !ok {
-		return 0, &apiError{Code: codeInvalid, Message: "page must be a positive integer",
-			Fields: map[string]string{"page": "must be a positive integer"}}
-	}
-	return n, nil
-}
-
-// positiveInt parses s as a positive integer of ASCII digits only (no
-// sign, space or fraction), as a page number is written.
-func positiveInt(s string) (int, bool) {
-	if s == "" || strings.TrimLeft(s, "0123456789") != "" {
-		return 0, false
-	}
-	n, err := strconv.Atoi(s)
-	if err != nil || n < 1 {
-		return 0, false
-	}
-	return n, true
-}
-
-// moviesBaseURL returns this server's /movies/ URL as its clients reach
-// it: from PUBLIC_URL when set (behind a proxy that rewrites the host or
-// path), else from the request's Host. The scheme is https when the
-// request came over TLS or a proxy says so in X-Forwarded-Proto. Trusting
-// that header from anyone is safe here: it only shapes links in the
-// answer to the request that carried it.
-func moviesBaseURL(r *http.Request, publicURL string) string {
-	if publicURL != "" {
-		return strings.TrimRight(publicURL, "/") + "/movies/"
-	}
-	if r.Host == "" {
-		return "/movies/"
-	}
-	scheme := "http"
-	proto, _, _ := strings.Cut(r.Header.Get("X-Forwarded-Proto"), ",")
-	if r.TLS != nil || strings.EqualFold(strings.TrimSpace(proto), "https") {
-		scheme = "https"
-	}
-	return scheme + "://" + r.Host + "/movies/"
-}
-
-// rewriteLink turns one of the catalogue's next/previous links into the
-// same page of this server. The page number comes from the link's page
-// parameter; a link without one is page 1, as Django REST framework
-// writes the previous link of page 2. No link, or one that names no
-// usable page, stays null.
-func rewriteLink(link *string, base string) *string {
-	if link == nil || *link == "" {
-		return nil
-	}
-	u, err := url.Parse(*link)
-	if err != nil {
-		return nil
-	}
-	n := 1
-	if vs, ok := u.Query()["page"]; ok {
-		if n, ok = positiveInt(vs[0]); !ok {
-			return nil
-		}
-	}
-	s := base + "?page=" + strconv.Itoa(n)
-	return &s
+	return 0, false
 }

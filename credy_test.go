@@ -7,18 +7,14 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
-
-	"golang.org/x/crypto/bcrypt"
 )
 
 // The fake catalogue answers like the live one: Django REST framework
@@ -70,9 +66,10 @@ type catFake struct {
 	steps     []catStep // steps[i] is what call i+1 does; later calls succeed
 	// plan, when set, decides instead of steps from the page and how many
 	// times that page was asked for, this call included.
-	plan func(page, call int) catStep
-	gate chan struct{} // when set, successful answers wait until it closes
-	stop chan struct{} // closed at cleanup: hung calls end
+	plan   func(page, call int) catStep
+	gate   chan struct{} // when set, successful answers wait until it closes
+	active int           // calls being answered now
+	stop   chan struct{} // closed at cleanup: hung calls end
 }
 
 // catNewFake starts a fake catalogue whose calls follow steps.
@@ -97,6 +94,13 @@ func (f *catFake) Calls() int {
 	return f.calls
 }
 
+// Active returns how many calls the fake is answering now.
+func (f *catFake) Active() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.active
+}
+
 // Pages returns the page parameter of every call so far.
 func (f *catFake) Pages() []string {
 	f.mu.Lock()
@@ -112,6 +116,12 @@ func (f *catFake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	f.mu.Lock()
 	f.calls++
+	f.active++
+	defer func() {
+		f.mu.Lock()
+		f.active--
+		f.mu.Unlock()
+	}()
 	f.pageCalls[page]++
 	f.pages = append(f.pages, raw)
 	step := catOK
@@ -267,32 +277,22 @@ func catConfig(fake *catFake) catalogueConfig {
 	return catalogueConfig{URL: fake.URL(), Username: catUser, Password: catPassword, Timeout: 5 * time.Second, MaxAttempts: 5}
 }
 
-// catServer builds the real handler stack around a catalogue client of
-// cfg, with a recording sleeper and a fixed random source (0.5) for the
+// catServer builds the whole service around a catalogue client of cfg,
+// with a recording sleeper and a fixed random source (0.5) for the
 // jitter. logs may be nil.
 func catServer(t *testing.T, fake *catFake, cfg catalogueConfig, publicURL string, logs io.Writer) *catEnv {
 	t.Helper()
 	if logs == nil {
 		logs = io.Discard
 	}
-	logger := slog.New(slog.NewTextHandler(logs, nil))
-	ctx := context.Background()
-	store, err := openStore(ctx, filepath.Join(t.TempDir(), "test.db"), poolConfig{})
-	if err != nil {
-		t.Fatalf("open store: %v", err)
-	}
-	t.Cleanup(func() { store.Close() })
-	auth, err := newAuthenticator(ctx, store, "test-secret", time.Hour, bcrypt.MinCost)
-	if err != nil {
-		t.Fatalf("new authenticator: %v", err)
-	}
-	ctr := newCounter(store, time.Hour, logger)
-	if err := ctr.Start(ctx); err != nil {
-		t.Fatalf("start counter: %v", err)
-	}
-	t.Cleanup(func() { ctr.Stop(context.Background()) })
-
-	cat := newCatalogue(cfg, logger)
+	app := newTestApp(t, withLogs(logs),
+		withEnv("MOVIES_API_URL", cfg.URL),
+		withEnv("MOVIES_API_USERNAME", cfg.Username),
+		withEnv("MOVIES_API_PASSWORD", cfg.Password),
+		withEnv("MOVIES_API_TIMEOUT", cfg.Timeout.String()),
+		withEnv("MOVIES_API_MAX_ATTEMPTS", strconv.Itoa(cfg.MaxAttempts)),
+		withEnv("PUBLIC_URL", publicURL))
+	cat := app.catalogue
 	sleeper := &catSleeper{}
 	cat.sleep = sleeper.sleep
 	cat.rand = func() float64 { return 0.5 }
@@ -300,15 +300,10 @@ func catServer(t *testing.T, fake *catFake, cfg catalogueConfig, publicURL strin
 	// Registered after the fake's cleanup, so it runs first: no shared
 	// call is left talking to a closed fake.
 	t.Cleanup(func() {
-		cat.running.Wait()
+		catWaitFor(t, "catalogue calls to end", func() bool { return fake.Active() == 0 })
 		cat.client.CloseIdleConnections()
 	})
-
-	token, err := auth.issue(1)
-	if err != nil {
-		t.Fatalf("issue token: %v", err)
-	}
-	return &catEnv{h: newServer(logger, store, auth, ctr, cat, publicURL), token: token, cat: cat, fake: fake, sleeper: sleeper}
+	return &catEnv{h: app.handler, token: app.newUser().token, cat: cat, fake: fake, sleeper: sleeper}
 }
 
 // get serves GET target with the env's token; mod, when set, changes the
@@ -577,8 +572,8 @@ func TestMoviesMissingCredentials(t *testing.T) {
 				t.Fatalf("Configured: got true, want false")
 			}
 			e := catDecodeError(t, env.get(t.Context(), "/movies/", nil), http.StatusServiceUnavailable, codeUnavailable)
-			if !strings.Contains(e.Error.Message, "MOVIES_API_USERNAME") {
-				t.Errorf("message does not say what to set: %q", e.Error.Message)
+			if !strings.Contains(e.Error.Message, "not configured") || strings.Contains(e.Error.Message, "MOVIES_API") {
+				t.Errorf("message should say the catalogue is not configured, without naming server settings: %q", e.Error.Message)
 			}
 			if got, want := fake.Calls(), 0; got != want {
 				t.Errorf("catalogue calls: got %d, want %d", got, want)
@@ -672,9 +667,9 @@ func TestCatalogueFailures(t *testing.T) {
 		{name: "400 is not retried", steps: []catStep{catStatus(400)}, attempts: 5,
 			wantStatus: 502, wantCode: codeUpstream, wantMessage: "refused the request (status 400)", wantCalls: 1},
 		{name: "403 is not retried", steps: []catStep{catStatus(403)}, attempts: 5,
-			wantStatus: 502, wantCode: codeUpstream, wantMessage: "the movie catalogue rejected our credentials", wantCalls: 1},
+			wantStatus: 502, wantCode: codeUpstream, wantMessage: "the movie catalogue refused this server's credentials", wantCalls: 1},
 		{name: "wrong credentials", password: "wrong", attempts: 5,
-			wantStatus: 502, wantCode: codeUpstream, wantMessage: "the movie catalogue rejected our credentials", wantCalls: 1},
+			wantStatus: 502, wantCode: codeUpstream, wantMessage: "the movie catalogue refused this server's credentials", wantCalls: 1},
 		{name: "page past the end", target: "/movies/?page=4548", attempts: 5,
 			wantStatus: 404, wantCode: codeNotFound, wantMessage: "page not found", wantCalls: 1},
 		{name: "long Retry-After ends the retries", steps: []catStep{catRetryAfter(503, "120")}, attempts: 5,
@@ -744,11 +739,12 @@ func TestCatalogueLogsAttemptsWithoutSecrets(t *testing.T) {
 func TestCatalogueCancelMidBackoff(t *testing.T) {
 	fake := catNewFake(t, catStatus(503), catStatus(503), catStatus(503))
 	env := catServer(t, fake, catConfig(fake), "", nil)
-	waiting := make(chan struct{})
+	waiting, slept := make(chan struct{}), make(chan struct{})
 	var once sync.Once
 	env.cat.sleep = func(ctx context.Context, d time.Duration) error {
 		once.Do(func() { close(waiting) })
 		<-ctx.Done() // a long backoff that only the caller's leaving ends
+		close(slept)
 		return ctx.Err()
 	}
 
@@ -766,7 +762,7 @@ func TestCatalogueCancelMidBackoff(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatalf("the request did not end when its context did")
 	}
-	env.cat.running.Wait() // the shared call has ended too
+	<-slept // the shared call's backoff has ended too
 	if got, want := fake.Calls(), 1; got != want {
 		t.Errorf("catalogue calls: got %d, want %d", got, want)
 	}
@@ -782,7 +778,7 @@ func TestCatalogueCallerDeadlineCutsAttempt(t *testing.T) {
 	if got := time.Since(start); got > 3*time.Second {
 		t.Errorf("request took %v after its 100ms deadline", got)
 	}
-	env.cat.running.Wait()
+	catWaitFor(t, "the hung call to end", func() bool { return fake.Active() == 0 })
 	if got, want := fake.Calls(), 1; got != want {
 		t.Errorf("catalogue calls: got %d, want %d", got, want)
 	}
@@ -801,14 +797,7 @@ func catWaitFor(t *testing.T, what string, cond func() bool) {
 }
 
 // catWaiters returns how many requests wait on the shared call for page.
-func catWaiters(c *catalogue, page int) int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if call := c.calls[page]; call != nil {
-		return call.waiters
-	}
-	return 0
-}
+func catWaiters(c *catalogue, page int) int { return c.flights.waiting(page) }
 
 func TestMoviesSingleFlight(t *testing.T) {
 	const n = 20
@@ -940,8 +929,57 @@ func TestCatalogueParseRetryAfter(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.header, func(t *testing.T) {
-			if got, want := parseRetryAfter(tt.header, catNow), tt.want; got != want {
+			got, ok := parseRetryAfter(tt.header, catNow)
+			if !ok {
+				got = -1 // the table's "none"
+			}
+			if want := tt.want; got != want {
 				t.Fatalf("got %v, want %v", got, want)
+			}
+		})
+	}
+}
+
+// TestClassify checks the retry policy alone, without a network: what
+// each status or transport error means for the next attempt.
+func TestClassify(t *testing.T) {
+	retryAfter := func(v string) http.Header { return http.Header{"Retry-After": {v}} }
+	tests := []struct {
+		name       string
+		status     int
+		header     http.Header
+		err        error
+		class      string
+		retry      bool   // another attempt may help
+		finalCode  string // the answer when not retrying
+		retryAfter time.Duration
+	}{
+		{"dropped connection", 0, nil, io.ErrUnexpectedEOF, "network", true, "", 0},
+		{"attempt timed out", 0, nil, context.DeadlineExceeded, "timeout", true, "", 0},
+		{"500", 500, http.Header{}, nil, "status", true, "", 0},
+		{"503 with Retry-After", 503, retryAfter("3"), nil, "status", true, "", 3 * time.Second},
+		{"429 with an HTTP date", 429, retryAfter(catNow.Add(2 * time.Second).Format(http.TimeFormat)), nil, "status", true, "", 2 * time.Second},
+		{"501", 501, http.Header{}, nil, "status", false, codeUpstream, 0},
+		{"404", 404, http.Header{}, nil, "status", false, codeNotFound, 0},
+		{"401", 401, http.Header{}, nil, "status", false, codeUpstream, 0},
+		{"403", 403, http.Header{}, nil, "status", false, codeUpstream, 0},
+		{"400", 400, http.Header{}, nil, "status", false, codeUpstream, 0},
+		{"302", 302, http.Header{}, nil, "status", false, codeUpstream, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			v := classify(tt.status, tt.header, tt.err, catNow)
+			if got, want := v.class, tt.class; got != want {
+				t.Errorf("class: got %q, want %q", got, want)
+			}
+			if got, want := v.final == nil, tt.retry; got != want {
+				t.Errorf("retry: got %v, want %v (final %v)", got, want, v.final)
+			}
+			if v.final != nil && v.final.Code != tt.finalCode {
+				t.Errorf("final code: got %q, want %q", v.final.Code, tt.finalCode)
+			}
+			if got, want := v.retryAfter, tt.retryAfter; got != want {
+				t.Errorf("retry after: got %v, want %v", got, want)
 			}
 		})
 	}

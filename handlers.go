@@ -1,282 +1,105 @@
 package main
 
 import (
-	"bytes"
-	"encoding/json"
 	"errors"
-	"fmt"
-	"io"
-	"log/slog"
 	"net/http"
-	"path"
-	"strings"
-	"time"
+	"slices"
+	"strconv"
 )
 
-// maxBodyBytes caps every request body.
-const maxBodyBytes = 1 << 20
+// Every handler of the API and the request and response types it speaks.
+// Handlers decode, validate, call the store or the catalogue, and encode;
+// the rules they apply live in auth.go, collections.go and credy.go.
 
-// server holds what the handlers need.
-type server struct {
-	logger    *slog.Logger
-	store     *Store
-	auth      *authenticator
-	counter   *counter
-	catalogue *catalogue
-	publicURL string
-	mux       *http.ServeMux
-	cache     *responseCache
+// credentials is the body of POST /register/ and POST /login/.
+type credentials struct {
+	Username, Password string
 }
 
-// newServer returns the service's whole HTTP handler: the routes of
-// addRoutes inside the counting, logging and recovering middleware.
-func newServer(logger *slog.Logger, store *Store, auth *authenticator, counter *counter, catalogue *catalogue, publicURL string) http.Handler {
-	s := newRoutes(logger, store, auth, counter, catalogue, publicURL)
-	// The counter is outermost: it counts every request on arrival,
-	// whatever happens to it next.
-	return counter.middleware(s.uncounted())
-}
-
-// newRoutes builds the server and its routes.
-func newRoutes(logger *slog.Logger, store *Store, auth *authenticator, counter *counter, catalogue *catalogue, publicURL string) *server {
-	s := &server{
-		logger:    logger,
-		store:     store,
-		auth:      auth,
-		counter:   counter,
-		catalogue: catalogue,
-		publicURL: publicURL,
-		mux:       http.NewServeMux(),
-		cache:     newResponseCache(8 << 20),
-	}
-	s.addRoutes()
-	return s
-}
-
-// uncounted is the whole handler but for the request counter.
-func (s *server) uncounted() http.Handler {
-	return s.logRequests(http.HandlerFunc(s.route))
-}
-
-// addRoutes lists the whole API. Each path answers with and without its
-// final slash; protected routes need a bearer token.
-func (s *server) addRoutes() {
-	s.handle("POST /register/", s.public(s.handleRegister))
-	s.handle("POST /login/", s.public(s.handleLogin))
-	s.handle("GET /healthz", s.public(s.handleHealthz))
-
-	s.handle("GET /movies/", s.protected(s.handleMovies))
-
-	s.handle("POST /collection/", s.protected(s.handleCollectionCreate))
-	s.handle("GET /collection/", s.protected(s.handleCollectionList))
-	s.handle("GET /collection/{id}/", s.protected(s.handleCollectionGet))
-	s.handle("PUT /collection/{id}/", s.protected(s.handleCollectionUpdate))
-	s.handle("DELETE /collection/{id}/", s.protected(s.handleCollectionDelete))
-
-	s.handle("GET /request-count/", s.protected(s.handleRequestCount))
-	s.handle("POST /request-count/reset/", s.protected(s.handleRequestCountReset))
-}
-
-// handle registers pattern for its exact path, with and without the final
-// slash. ServeMux would otherwise treat "/x/" as a whole subtree and
-// redirect "/x" to it, which turns a POST into a GET.
-func (s *server) handle(pattern string, h http.Handler) {
-	method, path, _ := strings.Cut(pattern, " ")
-	trimmed := strings.TrimSuffix(path, "/")
-	s.mux.Handle(method+" "+trimmed, h)
-	if trimmed != path {
-		s.mux.Handle(method+" "+path+"{$}", h)
-	}
-}
-
-// route dispatches to the matching route. Where none matches, it answers
-// ServeMux's 404 or 405 (with its Allow header) in the JSON error shape.
-func (s *server) route(w http.ResponseWriter, r *http.Request) {
-	if !isCleanPath(r.URL.Path) {
-		// ServeMux would redirect //collection/ or /a/../collection/ to
-		// the clean path; no such path is a route of this API.
-		s.writeError(w, r, errRouteNotFound)
-		return
-	}
-	h, pattern := s.mux.Handler(r)
-	if pattern != "" {
-		s.mux.ServeHTTP(w, r)
-		return
-	}
-	probe := &statusProbe{header: http.Header{}}
-	h.ServeHTTP(probe, r)
-	switch probe.status {
-	case http.StatusMethodNotAllowed:
-		w.Header().Set("Allow", probe.header.Get("Allow"))
-		s.writeError(w, r, newError(codeMethodNotAllowed, fmt.Sprintf("%s is not allowed here; allowed: %s", r.Method, probe.header.Get("Allow"))))
-	case http.StatusNotFound:
-		s.writeError(w, r, errRouteNotFound)
-	default:
-		s.writeError(w, r, errRouteNotFound)
-	}
-}
-
-// isCleanPath reports whether p is already in the form ServeMux cleans
-// paths to: rooted, no empty, "." or ".." elements, final slash kept.
-func isCleanPath(p string) bool {
-	if p == "" || p[0] != '/' {
-		return false
-	}
-	c := path.Clean(p)
-	if strings.HasSuffix(p, "/") && c != "/" {
-		c += "/"
-	}
-	return c == p
-}
-
-// statusProbe records what ServeMux would answer to an unmatched request.
-type statusProbe struct {
-	header http.Header
-	status int
-}
-
-func (p *statusProbe) Header() http.Header         { return p.header }
-func (p *statusProbe) Write(b []byte) (int, error) { return len(b), nil }
-func (p *statusProbe) WriteHeader(status int)      { p.status = status }
-
-// handlerFunc is a handler that returns its error for writeError to answer.
-type handlerFunc func(w http.ResponseWriter, r *http.Request) error
-
-// userHandlerFunc is a handler for a signed-in user.
-type userHandlerFunc func(w http.ResponseWriter, r *http.Request, userID int64) error
-
-// public adapts a handler that needs no token.
-func (s *server) public(h handlerFunc) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if err := h(w, r); err != nil {
-			s.writeError(w, r, err)
+// parseCredentials reads a register or login body. Both fields are
+// required strings; whether they are well-formed is for the caller.
+func parseCredentials(o jsonObject) (credentials, error) {
+	p := fieldProblems{}
+	var c credentials
+	for _, f := range []struct {
+		name string
+		dst  *string
+	}{{"username", &c.Username}, {"password", &c.Password}} {
+		if v := o.str(p, f.name, f.name); v != nil {
+			*f.dst = *v
+		} else if p[f.name] == "" {
+			p[f.name] = "is required"
 		}
-	})
-}
-
-// protected adapts a handler that needs a valid bearer token and passes it
-// the token's user id.
-func (s *server) protected(h userHandlerFunc) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		userID, err := s.auth.userFromRequest(r)
-		if err == nil {
-			err = h(w, r, userID)
-		}
-		if err != nil {
-			s.writeError(w, r, err)
-		}
-	})
-}
-
-// errorBody is the JSON shape of every error.
-type errorBody struct {
-	IsSuccess bool        `json:"is_success"`
-	Error     errorDetail `json:"error"`
-}
-
-type errorDetail struct {
-	Code    string            `json:"code"`
-	Message string            `json:"message"`
-	Fields  map[string]string `json:"fields,omitempty"`
-}
-
-// writeError answers err. An apiError is shown as it is; anything else is
-// a bug, logged here and answered 500 without its text.
-func (s *server) writeError(w http.ResponseWriter, r *http.Request, err error) {
-	var ae *apiError
-	switch {
-	case errors.As(err, &ae):
-	case r.Context().Err() != nil && errors.Is(err, r.Context().Err()):
-		// The client went away or its deadline passed: not a bug, and
-		// nobody reads this answer.
-		s.logger.Debug("request ended by the client", "method", r.Method, "path", r.URL.Path)
-		ae = newError(codeUnavailable, "the request was cancelled")
-	default:
-		s.logger.Error("internal error", "method", r.Method, "path", r.URL.Path, "err", err)
-		ae = newError(codeInternal, "something went wrong on our side")
 	}
-	if ae.Code == codeUnauthorized {
-		w.Header().Set("WWW-Authenticate", `Bearer`)
-	}
-	if ae.RetryAfter != "" {
-		w.Header().Set("Retry-After", ae.RetryAfter)
-	}
-	encode(w, ae.status(), errorBody{Error: errorDetail{Code: ae.Code, Message: ae.Message, Fields: ae.Fields}})
+	return c, p.err()
 }
 
-// encode writes v as the JSON body of a response with the given status.
-func encode(w http.ResponseWriter, status int, v any) error {
-	b, err := json.Marshal(v)
+// tokenResponse is the body of a successful register or login.
+type tokenResponse struct {
+	AccessToken string `json:"access_token"`
+}
+
+// handleRegister serves POST /register/.
+func (s *server) handleRegister(w http.ResponseWriter, r *http.Request) error {
+	o, err := decode(w, r)
 	if err != nil {
-		return fmt.Errorf("encode response: %w", err)
+		return err
 	}
-	return writeJSON(w, status, b)
-}
-
-// writeJSON writes an already-encoded JSON body.
-func writeJSON(w http.ResponseWriter, status int, body []byte) error {
-	h := w.Header()
-	h["Content-Type"] = []string{"application/json"}
-	w.WriteHeader(status)
-	w.Write(body)
-	w.Write(newline) // so that curl's output ends its line
-	return nil
-}
-
-var newline = []byte{'\n'}
-
-// decode reads one JSON value from the request body into v. An empty,
-// malformed, oversized or trailing-garbage body, or a known field of the
-// wrong type, is an apiError the client can act on.
-func decode(w http.ResponseWriter, r *http.Request, v any) error {
-	if r.ContentLength > maxBodyBytes {
-		return errTooLarge
+	in, err := parseCredentials(o)
+	if err != nil {
+		return err
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBodyBytes))
-	var tooLarge *http.MaxBytesError
-	if errors.As(err, &tooLarge) {
-		return errTooLarge
+	if problems := validateCredentials(in.Username, in.Password); problems != nil {
+		return invalidFields(problems)
+	}
+	hash, err := s.auth.hashPassword(r.Context(), in.Password)
+	if err != nil {
+		return err
+	}
+	id, err := s.store.CreateUser(r.Context(), in.Username, hash)
+	if errors.Is(err, errUsernameTaken) {
+		return &apiError{Code: codeConflict, Message: "this username is taken", Fields: map[string]string{"username": "is taken"}}
 	}
 	if err != nil {
-		return newError(codeInvalid, "the request body could not be read")
+		return err
 	}
-	// Only an object will do: not an array, a string, or null.
-	if trimmed := bytes.TrimLeft(body, " \t\r\n"); len(trimmed) == 0 || trimmed[0] != '{' {
-		if len(trimmed) > 0 && !json.Valid(body) {
-			return newError(codeInvalid, "the request body is not valid JSON")
-		}
-		return newError(codeInvalid, "the request body must be a JSON object")
+	token, err := s.auth.issue(id)
+	if err != nil {
+		return err
 	}
-	// Unmarshal also rejects anything but white space after the object.
-	err = json.Unmarshal(body, v)
-	var typeErr *json.UnmarshalTypeError
-	switch {
-	case err == nil:
-		return nil
-	case errors.As(err, &typeErr) && typeErr.Field != "":
-		return &apiError{Code: codeInvalid, Message: "some fields are invalid",
-			Fields: map[string]string{typeErr.Field: "must be " + jsonKind(typeErr.Type.Kind().String())}}
-	default:
-		return newError(codeInvalid, "the request body is not valid JSON")
-	}
+	return encode(w, http.StatusCreated, tokenResponse{token})
 }
 
-var errTooLarge = newError(codeTooLarge, fmt.Sprintf("the request body must not exceed %d bytes", maxBodyBytes))
-
-// jsonKind names a Go kind as JSON calls it.
-func jsonKind(kind string) string {
-	switch kind {
-	case "string":
-		return "a string"
-	case "slice", "array":
-		return "a list"
-	case "struct", "map", "ptr":
-		return "an object"
-	case "bool":
-		return "true or false"
-	default:
-		return "a number"
+// handleLogin serves POST /login/. An unknown name and a wrong password get
+// the same answer after the same work.
+func (s *server) handleLogin(w http.ResponseWriter, r *http.Request) error {
+	o, err := decode(w, r)
+	if err != nil {
+		return err
 	}
+	in, err := parseCredentials(o)
+	if err != nil {
+		return err
+	}
+	if hasNUL(in.Username) || hasNUL(in.Password) {
+		return newError(codeInvalid, "username and password must not contain the NUL character")
+	}
+	u, err := s.store.UserByName(r.Context(), in.Username)
+	if err != nil && !errors.Is(err, errNotFound) {
+		return err
+	}
+	ok, err := s.auth.checkPassword(r.Context(), u.PasswordHash, in.Password)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return errBadCredentials
+	}
+	token, err := s.auth.issue(u.ID)
+	if err != nil {
+		return err
+	}
+	return encode(w, http.StatusOK, tokenResponse{token})
 }
 
 // handleHealthz serves GET /healthz.
@@ -288,55 +111,41 @@ func (s *server) handleHealthz(w http.ResponseWriter, r *http.Request) error {
 	return writeJSON(w, http.StatusOK, []byte(`{"status":"ok"}`))
 }
 
-// statusRecorder remembers the status a handler wrote, for the access log.
-type statusRecorder struct {
-	http.ResponseWriter
-	status int
+// moviesPage is the body of GET /movies/.
+type moviesPage struct {
+	Count    int64   `json:"count"`
+	Next     *string `json:"next"`
+	Previous *string `json:"previous"`
+	Data     []movie `json:"data"`
 }
 
-func (sr *statusRecorder) WriteHeader(status int) {
-	if sr.status == 0 {
-		sr.status = status
+// handleMovies serves GET /movies/: one page of the catalogue, with its
+// next and previous links pointing back at this server.
+func (s *server) handleMovies(w http.ResponseWriter, r *http.Request, _ int64) error {
+	page, err := pageParam(r.URL.Query())
+	if err != nil {
+		return err
 	}
-	sr.ResponseWriter.WriteHeader(status)
-}
-
-func (sr *statusRecorder) Write(b []byte) (int, error) {
-	if sr.status == 0 {
-		sr.status = http.StatusOK
+	if !s.catalogue.Configured() {
+		return errCatalogueNotConfigured
 	}
-	return sr.ResponseWriter.Write(b)
-}
-
-func (sr *statusRecorder) Unwrap() http.ResponseWriter { return sr.ResponseWriter }
-
-// logRequests writes one log line per request and turns a panic into a
-// 500 instead of a dropped connection.
-func (s *server) logRequests(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		start := time.Now()
-		sr := &statusRecorder{ResponseWriter: w}
-		defer func() {
-			if p := recover(); p != nil {
-				if p == http.ErrAbortHandler {
-					panic(p)
-				}
-				s.logger.Error("panic serving request", "method", r.Method, "path", r.URL.Path, "panic", fmt.Sprint(p))
-				if sr.status == 0 {
-					s.writeError(sr, r, errors.New("panic"))
-				}
-			}
-			status := sr.status
-			if status == 0 {
-				status = http.StatusOK
-			}
-			s.logger.LogAttrs(r.Context(), slog.LevelInfo, "request",
-				slog.String("method", r.Method),
-				slog.String("path", r.URL.Path),
-				slog.Int("status", status),
-				slog.Float64("duration_ms", float64(time.Since(start).Microseconds())/1000))
-		}()
-		next.ServeHTTP(sr, r)
+	p, err := s.catalogue.Page(r.Context(), page)
+	if err != nil {
+		return err
+	}
+	base := moviesBaseURL(r, s.publicURL)
+	// A copy: the page may be shared with other requests for it.
+	movies := slices.Clone(p.movies())
+	for i := range movies {
+		if id, ok := canonicalUUID(movies[i].UUID); ok {
+			movies[i].UUID = id
+		}
+	}
+	return encode(w, http.StatusOK, moviesPage{
+		Count:    *p.Count,
+		Next:     rewriteLink(p.Next, base),
+		Previous: rewriteLink(p.Previous, base),
+		Data:     movies,
 	})
 }
 
@@ -352,14 +161,12 @@ func collectionID(r *http.Request) (string, error) {
 
 // decodeCollection reads and validates a collection body.
 func decodeCollection(w http.ResponseWriter, r *http.Request, create bool) (collectionInput, error) {
-	var in collectionInput
-	if err := decode(w, r, &in); err != nil {
-		return in, err
+	o, err := decode(w, r)
+	if err != nil {
+		return collectionInput{}, err
 	}
-	if problems := in.normalize(create); problems != nil {
-		return in, invalidFields(problems)
-	}
-	return in, nil
+	in, problems := parseCollectionInput(o, create)
+	return in, problems.err()
 }
 
 // collectionCreated is the body of a 201 from POST /collection/.
@@ -434,9 +241,9 @@ func (s *server) cached(w http.ResponseWriter, r *http.Request, key cacheKey, lo
 	if err != nil {
 		return err
 	}
-	body, err := json.Marshal(v)
+	body, err := marshal(v)
 	if err != nil {
-		return fmt.Errorf("encode response: %w", err)
+		return err
 	}
 	if cacheable {
 		s.cache.put(key, version, body)
@@ -494,4 +301,21 @@ func (s *server) handleCollectionDelete(w http.ResponseWriter, r *http.Request, 
 	}
 	w.WriteHeader(http.StatusNoContent)
 	return nil
+}
+
+// handleRequestCount serves GET /request-count/.
+func (s *server) handleRequestCount(w http.ResponseWriter, r *http.Request, _ int64) error {
+	b := make([]byte, 0, 32)
+	b = append(b, `{"requests":`...)
+	b = strconv.AppendInt(b, s.counter.Count(), 10)
+	b = append(b, '}')
+	return writeJSON(w, http.StatusOK, b)
+}
+
+// handleRequestCountReset serves POST /request-count/reset/.
+func (s *server) handleRequestCountReset(w http.ResponseWriter, r *http.Request, _ int64) error {
+	if err := s.counter.Reset(r.Context()); err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, []byte(`{"message":"request count reset successfully"}`))
 }

@@ -9,7 +9,7 @@ import (
 func TestRoutingErrorsAreJSON(t *testing.T) { forEachBackend(t, testRoutingErrorsAreJSON) }
 
 func testRoutingErrorsAreJSON(t *testing.T, be backend) {
-	app := newApp(t, be.fresh(t))
+	app := newTestApp(t, be.fresh(t))
 	u := app.newUser()
 	tests := []struct {
 		name, method, path string
@@ -45,7 +45,7 @@ func TestPathsAnswerWithoutFinalSlash(t *testing.T) {
 }
 
 func testPathsAnswerWithoutFinalSlash(t *testing.T, be backend) {
-	app := newApp(t, be.fresh(t))
+	app := newTestApp(t, be.fresh(t))
 	u := app.newUser()
 	id := app.newCollection(u, newMovie("Drama"))
 	tests := []struct {
@@ -72,14 +72,17 @@ func testPathsAnswerWithoutFinalSlash(t *testing.T, be backend) {
 func TestHealthz(t *testing.T) { forEachBackend(t, testHealthz) }
 
 func testHealthz(t *testing.T, be backend) {
-	app := newApp(t, be.fresh(t))
-	res := app.do("GET", "/healthz", "", nil).mustStatus(t, 200)
-	if got := res.json(t)["status"]; got != "ok" {
-		t.Fatalf("status: got %v, want ok", got)
+	ta := newTestApp(t, be.fresh(t))
+	for _, path := range []string{"/healthz", "/healthz/"} {
+		res := ta.do("GET", path, "", nil).mustStatus(t, 200)
+		if got := res.json(t)["status"]; got != "ok" {
+			t.Fatalf("%s status: got %v, want ok", path, got)
+		}
 	}
-	app.close()
-	app2 := &testApp{t: t, handler: app.handler}
-	res = app2.do("GET", "/healthz", "", nil).mustStatus(t, http.StatusServiceUnavailable)
+	h := ta.handler
+	ta.close()
+	closed := &testApp{t: t, app: &app{handler: h}}
+	res := closed.do("GET", "/healthz", "", nil).mustStatus(t, http.StatusServiceUnavailable)
 	if strings.Contains(string(res.body), "sql") {
 		t.Fatalf("health check leaks database text: %s", res.body)
 	}
@@ -88,7 +91,7 @@ func testHealthz(t *testing.T, be backend) {
 func TestSuccessResponsesAreJSON(t *testing.T) { forEachBackend(t, testSuccessResponsesAreJSON) }
 
 func testSuccessResponsesAreJSON(t *testing.T, be backend) {
-	app := newApp(t, be.fresh(t))
+	app := newTestApp(t, be.fresh(t))
 	u := app.newUser()
 	for _, path := range []string{"/collection/", "/request-count/"} {
 		res := app.do("GET", path, u.token, nil).mustStatus(t, 200)

@@ -14,84 +14,86 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
-
-	"golang.org/x/crypto/bcrypt"
 )
 
-// testApp is the whole service on a fresh database, driven in process
-// through its real handler stack.
+// testApp is the whole service on a fresh database, built by the same
+// newApp as production and driven in process through its real handler.
 type testApp struct {
-	t       testing.TB
-	dsn     string
-	store   *Store
-	auth    *authenticator
-	counter *counter
-	handler http.Handler
+	*app
+	t   testing.TB
+	dsn string
 }
 
-// testLogger discards logs; set TEST_LOG=1 to see them.
+// testLogger discards logs.
 func testLogger() *slog.Logger {
 	return slog.New(slog.NewTextHandler(io.Discard, nil))
 }
 
-// newApp starts the service on a fresh SQLite file under t.TempDir(),
-// or on the database dsn names when given.
-func newApp(t testing.TB, opts ...func(*appOptions)) *testApp {
+// appOptions are the settings a test starts the service with: env holds
+// environment variables as the service reads them; logs receives its logs.
+type appOptions struct {
+	env  map[string]string
+	logs io.Writer
+}
+
+// withDSN runs the service on the database dsn names.
+func withDSN(dsn string) func(*appOptions) { return withEnv("DATABASE_URL", dsn) }
+
+// withFlushInterval sets how often the request counter persists.
+func withFlushInterval(d time.Duration) func(*appOptions) {
+	return withEnv("COUNTER_FLUSH_INTERVAL", d.String())
+}
+
+// withEnv sets one environment variable of the service.
+func withEnv(name, value string) func(*appOptions) {
+	return func(o *appOptions) { o.env[name] = value }
+}
+
+// withLogs sends the service's logs to w.
+func withLogs(w io.Writer) func(*appOptions) { return func(o *appOptions) { o.logs = w } }
+
+// newTestApp starts the service on a fresh SQLite file under t.TempDir()
+// (or the database withDSN names), with the cheapest bcrypt cost, counter
+// flushes an hour apart, and an unreachable catalogue with credentials.
+func newTestApp(t testing.TB, opts ...func(*appOptions)) *testApp {
 	t.Helper()
-	o := appOptions{dsn: filepath.Join(t.TempDir(), "test.db"), flush: time.Hour}
+	o := appOptions{env: map[string]string{
+		"DATABASE_URL":            filepath.Join(t.TempDir(), "test.db"),
+		"BCRYPT_COST":             "4",
+		"COUNTER_FLUSH_INTERVAL":  "1h",
+		"TOKEN_TTL":               "1h",
+		"MOVIES_API_URL":          "http://127.0.0.1:1/",
+		"MOVIES_API_USERNAME":     "test",
+		"MOVIES_API_PASSWORD":     "test",
+		"MOVIES_API_TIMEOUT":      "1s",
+		"MOVIES_API_MAX_ATTEMPTS": "1",
+	}, logs: io.Discard}
 	for _, f := range opts {
 		f(&o)
 	}
-	ctx := context.Background()
-	store, err := openStore(ctx, o.dsn, poolConfig{})
+	cfg, err := loadConfig(nil, func(k string) string { return o.env[k] }, io.Discard)
 	if err != nil {
-		t.Fatalf("open store: %v", err)
+		t.Fatalf("config: %v", err)
 	}
-	auth, err := newAuthenticator(ctx, store, o.secret, time.Hour, bcrypt.MinCost)
+	a, err := newApp(context.Background(), cfg, slog.New(slog.NewTextHandler(o.logs, nil)))
 	if err != nil {
-		t.Fatalf("authenticator: %v", err)
+		t.Fatalf("start app: %v", err)
 	}
-	ctr := newCounter(store, o.flush, testLogger())
-	if err := ctr.Start(ctx); err != nil {
-		t.Fatalf("start counter: %v", err)
-	}
-	cat := newCatalogue(catalogueConfig{URL: "http://127.0.0.1:1/", Timeout: time.Second, MaxAttempts: 1}, testLogger())
-	app := &testApp{
-		t:       t,
-		dsn:     o.dsn,
-		store:   store,
-		auth:    auth,
-		counter: ctr,
-		handler: newServer(testLogger(), store, auth, ctr, cat, ""),
-	}
-	t.Cleanup(app.close)
-	return app
+	ta := &testApp{app: a, t: t, dsn: cfg.DatabaseURL}
+	t.Cleanup(ta.close)
+	return ta
 }
 
 // close stops the app as a graceful shutdown would: the counter persists
 // what it holds, then the database closes. Closing twice is harmless.
 func (a *testApp) close() {
-	if a.store == nil {
+	if a.app == nil {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := a.counter.Stop(ctx); err != nil {
-		a.t.Errorf("stop counter: %v", err)
+	if err := a.app.close(); err != nil {
+		a.t.Errorf("close app: %v", err)
 	}
-	a.store.Close()
-	a.store = nil
-}
-
-type appOptions struct {
-	dsn    string
-	secret string
-	flush  time.Duration
-}
-
-func withDSN(dsn string) func(*appOptions) { return func(o *appOptions) { o.dsn = dsn } }
-func withFlushInterval(d time.Duration) func(*appOptions) {
-	return func(o *appOptions) { o.flush = d }
+	a.app = nil
 }
 
 // response is what a request through the handler answered.

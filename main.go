@@ -4,6 +4,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -30,6 +31,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	defer stop()
 
 	cfg, err := loadConfig(args, getenv, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return nil // -h: the usage is printed
+	}
 	if err != nil {
 		return err
 	}
@@ -38,29 +42,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	defer logOut.Close()
 	logger := slog.New(slog.NewJSONHandler(logOut, &slog.HandlerOptions{Level: cfg.LogLevel}))
 
-	store, err := openStore(ctx, cfg.DatabaseURL, cfg.Pool)
-	if err != nil {
-		return fmt.Errorf("open database: %w", err)
-	}
-	defer store.Close()
-
-	auth, err := newAuthenticator(ctx, store, cfg.JWTSecret, cfg.TokenTTL, cfg.BcryptCost)
+	a, err := newApp(ctx, cfg, logger)
 	if err != nil {
 		return err
 	}
-
-	counter := newCounter(store, cfg.CounterFlushInterval, logger)
-	if err := counter.Start(ctx); err != nil {
-		return fmt.Errorf("load request count: %w", err)
-	}
-
-	catalogue := newCatalogue(cfg.Catalogue, logger)
-	if !catalogue.Configured() {
-		logger.Warn("catalogue credentials are not set: /movies/ will answer 503 until MOVIES_API_USERNAME and MOVIES_API_PASSWORD are set")
-	}
+	// Whatever happens next, what the counter holds is persisted last.
+	defer func() { err = errors.Join(err, a.close()) }()
 
 	srv := &http.Server{
-		Handler:           newServer(logger, store, auth, counter, catalogue, cfg.PublicURL),
+		Handler:           a.handler,
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      cfg.writeTimeout(),
@@ -68,17 +58,6 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
-
-	// Listen first so that a busy port fails the start at once.
-	// Whatever happens next, what the counter holds is persisted last.
-	defer func() {
-		flushCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if ferr := counter.Stop(flushCtx); ferr != nil {
-			err = errors.Join(err, fmt.Errorf("persist request count: %w", ferr))
-		}
-	}()
-
 	if cfg.PprofAddr != "" {
 		stopPprof, err := servePprof(cfg.PprofAddr, logger)
 		if err != nil {
@@ -86,13 +65,19 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		}
 		defer stopPprof()
 	}
-
+	// Listen first so that a busy port fails the start at once.
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", cfg.Addr, err)
 	}
-	logger.Info("listening", "addr", ln.Addr().String(), "database", store.Describe())
+	logger.Info("listening", "addr", ln.Addr().String(), "database", a.store.Describe())
+	return serve(ctx, srv, ln, cfg.ShutdownTimeout, logger)
+}
 
+// serve serves on ln until ctx ends, then shuts down: no new connections,
+// requests in flight finish, and those still running after timeout are
+// cut off.
+func serve(ctx context.Context, srv *http.Server, ln net.Listener, timeout time.Duration, logger *slog.Logger) (err error) {
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
 
@@ -101,13 +86,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		// Serve only returns early on a listener failure.
 	case <-ctx.Done():
 		logger.Info("shutting down")
-		shutdownCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+		shutdownCtx, cancel := context.WithTimeout(context.Background(), timeout)
 		err = srv.Shutdown(shutdownCtx)
 		cancel()
 		if err != nil {
-			// Requests still running past the timeout are cut off.
 			srv.Close()
-			err = fmt.Errorf("shutdown: requests still running after %s: %w", cfg.ShutdownTimeout, err)
+			err = fmt.Errorf("shutdown: requests still running after %s: %w", timeout, err)
 		}
 		<-serveErr
 	}
@@ -116,4 +100,62 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	logger.Info("stopped")
 	return err
+}
+
+// app is the service's dependency graph. newApp builds it, for run and for
+// every test harness alike, so that what the tests exercise is what runs.
+type app struct {
+	store     *Store
+	auth      *authenticator
+	counter   *counter
+	catalogue *catalogue
+	server    *server
+	handler   http.Handler
+}
+
+// newApp opens the database and builds everything the handler needs. The
+// request counter's background persistence starts here; close stops it.
+func newApp(ctx context.Context, cfg config, logger *slog.Logger) (*app, error) {
+	store, err := openStore(ctx, cfg.DatabaseURL, cfg.Pool)
+	if err != nil {
+		return nil, fmt.Errorf("open database: %w", err)
+	}
+	auth, err := newAuthenticator(ctx, store, cfg.JWTSecret, cfg.TokenTTL, cfg.BcryptCost)
+	if err != nil {
+		store.Close()
+		return nil, err
+	}
+	ctr := newCounter(store, cfg.CounterFlushInterval, logger)
+	if err := ctr.Start(ctx); err != nil {
+		store.Close()
+		return nil, fmt.Errorf("load request count: %w", err)
+	}
+	cat := newCatalogue(cfg.Catalogue, logger)
+	if !cat.Configured() {
+		logger.Warn("catalogue credentials are not set: /movies/ will answer 503 until MOVIES_API_USERNAME and MOVIES_API_PASSWORD are set")
+	}
+	a := &app{store: store, auth: auth, counter: ctr, catalogue: cat}
+	a.server = &server{
+		logger:    logger,
+		store:     store,
+		auth:      auth,
+		counter:   ctr,
+		catalogue: cat,
+		publicURL: cfg.PublicURL,
+		cache:     newResponseCache(8 << 20),
+	}
+	a.handler = newServer(a.server)
+	return a, nil
+}
+
+// close persists what the counter holds, retrying for a while, then
+// closes the database.
+func (a *app) close() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	err := a.counter.Stop(ctx)
+	if err != nil {
+		err = fmt.Errorf("persist request count: %w", err)
+	}
+	return errors.Join(err, a.store.Close())
 }

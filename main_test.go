@@ -232,7 +232,7 @@ func TestAcknowledgedWritesSurviveKill9(t *testing.T) {
 	}
 	cmd.Wait()
 
-	app := newApp(t, withDSN(dsn))
+	app := newTestApp(t, withDSN(dsn))
 	u, err := app.store.UserByName(context.Background(), "durable")
 	if err != nil {
 		t.Fatalf("account lost after kill -9: %v", err)

@@ -89,7 +89,7 @@ func TestMigrateUpgradesAnExistingDatabase(t *testing.T) {
 			t.Fatal(err)
 		}
 		for _, stmt := range []string{"DROP TABLE user_genres", "DROP TABLE collection_movies", "DROP TABLE collections", "DELETE FROM schema_migrations WHERE version = 2"} {
-			if _, err := s.write.ExecContext(ctx, stmt); err != nil {
+			if _, err := s.db.write.ExecContext(ctx, stmt); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -112,7 +112,7 @@ func TestMigrateUpgradesAnExistingDatabase(t *testing.T) {
 			t.Fatalf("collections after migration: %v", err)
 		}
 		var version int
-		s.read.QueryRowContext(ctx, "SELECT MAX(version) FROM schema_migrations").Scan(&version)
+		s.db.read.QueryRowContext(ctx, "SELECT MAX(version) FROM schema_migrations").Scan(&version)
 		if version != 2 {
 			t.Fatalf("schema version: got %d, want 2", version)
 		}

@@ -1,0 +1,390 @@
+package main
+
+import (
+	"context"
+	"database/sql"
+	_ "embed"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" driver
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+)
+
+// This file is how the store reaches its database: the two dialects, the
+// connection pools, statement caches, migrations and the write-transaction
+// type. The queries themselves are in store.go.
+
+var (
+	//go:embed schema.sql
+	sqliteSchema string
+	//go:embed schema_postgres.sql
+	postgresSchema string
+)
+
+// dialect holds what differs between SQLite and PostgreSQL. Queries are
+// shared: both bind $1-style parameters and understand RETURNING and
+// ON CONFLICT.
+type dialect struct {
+	name   string
+	schema string
+	// lockRows is whether "SELECT … FOR UPDATE" is needed to lock a row
+	// until the transaction ends. SQLite has no such clause and needs
+	// none: its single writer holds the whole database.
+	lockRows bool
+	// lockMigrations serialises schema changes between processes; ""
+	// when the write transaction itself does (SQLite's IMMEDIATE lock).
+	lockMigrations string
+	// changeCounter is a query answering a number that moves on every
+	// commit by any connection, or "" when there is no cheap one.
+	changeCounter string
+}
+
+var (
+	sqliteDialect = dialect{
+		name:          "sqlite",
+		schema:        sqliteSchema,
+		changeCounter: "PRAGMA data_version",
+	}
+	postgresDialect = dialect{
+		name:           "postgres",
+		schema:         postgresSchema,
+		lockRows:       true,
+		lockMigrations: "SELECT pg_advisory_xact_lock(7340521)",
+	}
+)
+
+// isUniqueViolation reports whether err is a UNIQUE or PRIMARY KEY
+// constraint failure, by the driver's error code.
+func isUniqueViolation(err error) bool {
+	var se *sqlite.Error
+	if errors.As(err, &se) {
+		return se.Code() == sqlite3.SQLITE_CONSTRAINT_UNIQUE || se.Code() == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY
+	}
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && pe.Code == "23505"
+}
+
+// isForeignKeyViolation reports whether err is a foreign key failure.
+func isForeignKeyViolation(err error) bool {
+	var se *sqlite.Error
+	if errors.As(err, &se) {
+		return se.Code() == sqlite3.SQLITE_CONSTRAINT_FOREIGNKEY
+	}
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && pe.Code == "23503"
+}
+
+// writeQuery names one statement of the write transactions. Every one is
+// prepared once on the writer at open, from writeQueryText, so that SQLite
+// parses each once rather than on every write.
+type writeQuery int
+
+const (
+	qAddRequests writeQuery = iota
+	qResetRequests
+	qInsertUser
+	qInsertCollection
+	qInsertMovie
+	qAddGenre
+	qDropUnusedGenres
+	qLockCollection
+	qMovieGenres
+	qSetTitle
+	qSetDescription
+	qDeleteMovies
+	qDeleteCollection
+	qCollection
+	numWriteQueries
+)
+
+// writeQueryText is the SQL of each writeQuery. " FOR UPDATE" is dropped
+// where the dialect does not lock rows.
+var writeQueryText = [numWriteQueries]string{
+	qAddRequests:      `UPDATE request_counter SET value = value + $1 WHERE id = 1 RETURNING value`,
+	qResetRequests:    `UPDATE request_counter SET value = 0 WHERE id = 1`,
+	qInsertUser:       `INSERT INTO users (username, password_hash) VALUES ($1, $2) RETURNING id`,
+	qInsertCollection: `INSERT INTO collections (uuid, user_id, title, description) VALUES ($1, $2, $3, $4) RETURNING id`,
+	qInsertMovie:      `INSERT INTO collection_movies (collection_id, position, movie_uuid, title, description, genres) VALUES ($1, $2, $3, $4, $5, $6)`,
+	qAddGenre:         `INSERT INTO user_genres (user_id, genre, n) VALUES ($1, $2, $3) ON CONFLICT (user_id, genre) DO UPDATE SET n = user_genres.n + excluded.n`,
+	qDropUnusedGenres: `DELETE FROM user_genres WHERE user_id = $1 AND n <= 0`,
+	qLockCollection:   `SELECT id FROM collections WHERE uuid = $1 AND user_id = $2 FOR UPDATE`,
+	qMovieGenres:      `SELECT genres FROM collection_movies WHERE collection_id = $1`,
+	qSetTitle:         `UPDATE collections SET title = $1 WHERE id = $2`,
+	qSetDescription:   `UPDATE collections SET description = $1 WHERE id = $2`,
+	qDeleteMovies:     `DELETE FROM collection_movies WHERE collection_id = $1`,
+	qDeleteCollection: `DELETE FROM collections WHERE id = $1`,
+	qCollection:       collectionQuery,
+}
+
+// sqlFor returns the text of q in dialect d.
+func (d dialect) sqlFor(q writeQuery) string {
+	text := writeQueryText[q]
+	if !d.lockRows {
+		text = strings.Replace(text, " FOR UPDATE", "", 1)
+	}
+	return text
+}
+
+// db is an open database: its dialect, its pools and their prepared
+// statements.
+type db struct {
+	dialect dialect
+	// write runs every write. For SQLite it is a single connection whose
+	// transactions begin IMMEDIATE, so writers queue here instead of
+	// failing with SQLITE_BUSY; for PostgreSQL it is the same pool as read.
+	write *sql.DB
+	read  *sql.DB
+	// pools is every distinct pool, to close.
+	pools []*sql.DB
+	desc  string
+
+	writeStmts [numWriteQueries]*sql.Stmt
+	// readStmts holds read queries prepared on the read pool, by text,
+	// so that hot queries are parsed once per connection, not per call.
+	readStmts sync.Map // string -> *sql.Stmt
+}
+
+// openDB opens the database that dsn names and brings its schema up to
+// date: a postgres:// or postgresql:// URL, or else a SQLite file path.
+func openDB(ctx context.Context, dsn string, pool poolConfig) (*db, error) {
+	var d *db
+	var err error
+	scheme, _, hasScheme := strings.Cut(dsn, "://")
+	switch scheme = strings.ToLower(scheme); {
+	case hasScheme && (scheme == "postgres" || scheme == "postgresql"):
+		d, err = openPostgres(dsn, pool)
+	case hasScheme && scheme != "sqlite":
+		// Not echoed: it may hold a password.
+		return nil, errors.New("DATABASE_URL must be a postgres:// or postgresql:// URL, or a SQLite file path")
+	case strings.Contains(dsn, "=") && strings.Contains(dsn, " "):
+		return nil, errors.New("DATABASE_URL looks like PostgreSQL keyword=value settings: write it as a postgres:// URL")
+	default:
+		d, err = openSQLite(dsn, pool)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if err := d.migrate(ctx); err != nil {
+		d.Close()
+		return nil, err
+	}
+	for q := range numWriteQueries {
+		st, err := d.write.PrepareContext(ctx, d.dialect.sqlFor(q))
+		if err != nil {
+			d.Close()
+			return nil, fmt.Errorf("prepare: %w", err)
+		}
+		d.writeStmts[q] = st
+	}
+	return d, nil
+}
+
+func openSQLite(path string, pool poolConfig) (*db, error) {
+	path = strings.TrimPrefix(strings.TrimPrefix(path, "sqlite://"), "sqlite:")
+	if path == "" || path == ":memory:" {
+		return nil, fmt.Errorf("%q is not a SQLite file path", path)
+	}
+	if dir := filepath.Dir(path); dir != "" {
+		if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
+			return nil, fmt.Errorf("SQLite database %s: folder %s does not exist", path, dir)
+		}
+	}
+	// PRAGMAs go in the DSN so that every pooled connection gets them;
+	// busy_timeout first, so the others wait rather than fail.
+	base := "file:" + (&url.URL{Path: path}).EscapedPath() +
+		"?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_pragma=foreign_keys(ON)"
+	write, err := sql.Open("sqlite", base+"&_txlock=immediate")
+	if err != nil {
+		return nil, err
+	}
+	write.SetMaxOpenConns(1)
+	write.SetMaxIdleConns(1)
+	write.SetConnMaxLifetime(0)
+	write.SetConnMaxIdleTime(0)
+
+	read, err := sql.Open("sqlite", base+"&_pragma=query_only(1)")
+	if err != nil {
+		write.Close()
+		return nil, err
+	}
+	n := pool.MaxOpen
+	if n == 0 {
+		n = max(4, 2*runtime.NumCPU())
+	}
+	// One more for the connection that reads the change counter.
+	read.SetMaxOpenConns(n + 1)
+	read.SetMaxIdleConns(n + 1)
+	read.SetConnMaxLifetime(0)
+	read.SetConnMaxIdleTime(0)
+	return &db{dialect: sqliteDialect, write: write, read: read, pools: []*sql.DB{write, read}, desc: "sqlite:" + path}, nil
+}
+
+func openPostgres(dsn string, pool poolConfig) (*db, error) {
+	u, err := url.Parse(dsn)
+	if err != nil {
+		return nil, errors.New("DATABASE_URL is not a valid URL")
+	}
+	conn, err := sql.Open("pgx", dsn)
+	if err != nil {
+		return nil, err
+	}
+	n := pool.MaxOpen
+	if n == 0 {
+		n = 10
+	}
+	idle := pool.MaxIdle
+	if idle == 0 {
+		idle = n
+	}
+	conn.SetMaxOpenConns(n)
+	conn.SetMaxIdleConns(idle)
+	conn.SetConnMaxLifetime(pool.MaxLifetime)
+	conn.SetConnMaxIdleTime(pool.MaxIdleTime)
+	// Describe the database without its password.
+	return &db{dialect: postgresDialect, write: conn, read: conn, pools: []*sql.DB{conn}, desc: "postgres://" + u.Host + u.Path}, nil
+}
+
+// Describe names the database for logs, without credentials.
+func (d *db) Describe() string { return d.desc }
+
+// Close closes every statement and connection.
+func (d *db) Close() error {
+	for _, st := range d.writeStmts {
+		if st != nil {
+			st.Close()
+		}
+	}
+	d.readStmts.Range(func(_, st any) bool { st.(*sql.Stmt).Close(); return true })
+	var err error
+	for _, p := range d.pools {
+		err = errors.Join(err, p.Close())
+	}
+	return err
+}
+
+// readStmt returns query prepared on the read pool, preparing it on
+// first use.
+func (d *db) readStmt(ctx context.Context, query string) (*sql.Stmt, error) {
+	if st, ok := d.readStmts.Load(query); ok {
+		return st.(*sql.Stmt), nil
+	}
+	st, err := d.read.PrepareContext(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	if prev, loaded := d.readStmts.LoadOrStore(query, st); loaded {
+		st.Close()
+		return prev.(*sql.Stmt), nil
+	}
+	return st, nil
+}
+
+// writeTx is one write transaction. Work that runs inside a transaction
+// takes a *writeTx, not the store, so it cannot reach the writer pool by
+// mistake: on SQLite that pool is the one connection the transaction
+// already holds, and a second use of it would wait until the context ends.
+type writeTx struct {
+	tx    *sql.Tx
+	stmts *[numWriteQueries]*sql.Stmt
+}
+
+// stmt returns q bound to this transaction.
+func (t *writeTx) stmt(ctx context.Context, q writeQuery) *sql.Stmt {
+	return t.tx.StmtContext(ctx, t.stmts[q])
+}
+
+func (t *writeTx) exec(ctx context.Context, q writeQuery, args ...any) error {
+	_, err := t.stmt(ctx, q).ExecContext(ctx, args...)
+	return err
+}
+
+func (t *writeTx) queryRow(ctx context.Context, q writeQuery, args ...any) *sql.Row {
+	return t.stmt(ctx, q).QueryRowContext(ctx, args...)
+}
+
+func (t *writeTx) query(ctx context.Context, q writeQuery, args ...any) (*sql.Rows, error) {
+	return t.stmt(ctx, q).QueryContext(ctx, args...)
+}
+
+// withTx runs fn in a write transaction and commits it if fn succeeds.
+func (d *db) withTx(ctx context.Context, fn func(*writeTx) error) error {
+	tx, err := d.write.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	if err := fn(&writeTx{tx: tx, stmts: &d.writeStmts}); err != nil {
+		return err
+	}
+	return tx.Commit()
+}
+
+var migrationHeader = regexp.MustCompile(`(?m)^-- migration (\d+):.*$`)
+
+// migrations splits a schema file into its numbered migrations.
+func migrations(schema string) ([]string, error) {
+	locs := migrationHeader.FindAllStringSubmatchIndex(schema, -1)
+	var out []string
+	for i, loc := range locs {
+		n, _ := strconv.Atoi(schema[loc[2]:loc[3]])
+		if n != i+1 {
+			return nil, fmt.Errorf("schema: migration %d found where %d was expected", n, i+1)
+		}
+		end := len(schema)
+		if i+1 < len(locs) {
+			end = locs[i+1][0]
+		}
+		out = append(out, schema[loc[1]:end])
+	}
+	return out, nil
+}
+
+// migrate applies, in one transaction, every migration the database has
+// not seen yet. Concurrent starts are serialised: by the SQLite write lock
+// that an IMMEDIATE transaction takes, or by a PostgreSQL advisory lock.
+func (d *db) migrate(ctx context.Context) error {
+	steps, err := migrations(d.dialect.schema)
+	if err != nil {
+		return err
+	}
+	tx, err := d.write.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	defer tx.Rollback()
+	if d.dialect.lockMigrations != "" {
+		if _, err := tx.ExecContext(ctx, d.dialect.lockMigrations); err != nil {
+			return fmt.Errorf("migrate: lock: %w", err)
+		}
+	}
+	if _, err := tx.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY)`); err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	var current int
+	if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_migrations`).Scan(&current); err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	if current > len(steps) {
+		return fmt.Errorf("migrate: the database is at schema version %d, newer than this build knows (%d)", current, len(steps))
+	}
+	for v := current + 1; v <= len(steps); v++ {
+		if _, err := tx.ExecContext(ctx, steps[v-1]); err != nil {
+			return fmt.Errorf("migrate to version %d: %w", v, err)
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (version) VALUES ($1)`, v); err != nil {
+			return fmt.Errorf("migrate to version %d: %w", v, err)
+		}
+	}
+	return tx.Commit()
+}

@@ -1,0 +1,382 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"path"
+	"strings"
+	"time"
+)
+
+// maxBodyBytes caps every request body.
+const maxBodyBytes = 1 << 20
+
+// server holds what the handlers need.
+type server struct {
+	logger    *slog.Logger
+	store     *Store
+	auth      *authenticator
+	counter   *counter
+	catalogue *catalogue
+	publicURL string
+	mux       *http.ServeMux
+	// cache holds rendered collection reads; nil caches nothing.
+	cache *responseCache
+}
+
+// newServer returns the service's whole HTTP handler: the routes of
+// addRoutes inside the counting, logging and recovering middleware.
+func newServer(s *server) http.Handler {
+	s.mux = http.NewServeMux()
+	s.addRoutes()
+	// The counter is outermost: it counts every request on arrival,
+	// whatever happens to it next.
+	return s.countRequests(s.uncounted())
+}
+
+// uncounted is the whole handler but for the request counter.
+func (s *server) uncounted() http.Handler {
+	return s.logRequests(http.HandlerFunc(s.route))
+}
+
+// addRoutes lists the whole API. Each path answers with and without its
+// final slash; protected routes need a bearer token.
+func (s *server) addRoutes() {
+	s.handle("POST /register/", s.public(s.handleRegister))
+	s.handle("POST /login/", s.public(s.handleLogin))
+	s.handle("GET /healthz/", s.public(s.handleHealthz))
+
+	s.handle("GET /movies/", s.protected(s.handleMovies))
+
+	s.handle("POST /collection/", s.protected(s.handleCollectionCreate))
+	s.handle("GET /collection/", s.protected(s.handleCollectionList))
+	s.handle("GET /collection/{id}/", s.protected(s.handleCollectionGet))
+	s.handle("PUT /collection/{id}/", s.protected(s.handleCollectionUpdate))
+	s.handle("DELETE /collection/{id}/", s.protected(s.handleCollectionDelete))
+
+	s.handle("GET /request-count/", s.protected(s.handleRequestCount))
+	s.handle("POST /request-count/reset/", s.protected(s.handleRequestCountReset))
+}
+
+// handle registers pattern for its exact path, with and without the final
+// slash. ServeMux would otherwise treat "/x/" as a whole subtree and
+// redirect "/x" to it, which turns a POST into a GET.
+func (s *server) handle(pattern string, h http.Handler) {
+	method, path, _ := strings.Cut(pattern, " ")
+	trimmed := strings.TrimSuffix(path, "/")
+	s.mux.Handle(method+" "+trimmed, h)
+	if trimmed != path {
+		s.mux.Handle(method+" "+path+"{$}", h)
+	}
+}
+
+// route dispatches to the matching route. Where none matches, it answers
+// ServeMux's 404 or 405 (with its Allow header) in the JSON error shape.
+func (s *server) route(w http.ResponseWriter, r *http.Request) {
+	if !isCleanPath(r.URL.Path) {
+		// ServeMux would redirect //collection/ or /a/../collection/ to
+		// the clean path; no such path is a route of this API.
+		s.writeError(w, r, errRouteNotFound)
+		return
+	}
+	h, pattern := s.mux.Handler(r)
+	if pattern != "" {
+		s.mux.ServeHTTP(w, r)
+		return
+	}
+	probe := &statusProbe{header: http.Header{}}
+	h.ServeHTTP(probe, r)
+	if probe.status == http.StatusMethodNotAllowed {
+		allow := probe.header.Get("Allow")
+		w.Header().Set("Allow", allow)
+		s.writeError(w, r, newError(codeMethodNotAllowed, fmt.Sprintf("%s is not allowed here; allowed: %s", r.Method, allow)))
+		return
+	}
+	s.writeError(w, r, errRouteNotFound)
+}
+
+// isCleanPath reports whether p is already in the form ServeMux cleans
+// paths to: rooted, no empty, "." or ".." elements, final slash kept.
+func isCleanPath(p string) bool {
+	if p == "" || p[0] != '/' {
+		return false
+	}
+	c := path.Clean(p)
+	if strings.HasSuffix(p, "/") && c != "/" {
+		c += "/"
+	}
+	return c == p
+}
+
+// statusProbe records what ServeMux would answer to an unmatched request.
+type statusProbe struct {
+	header http.Header
+	status int
+}
+
+func (p *statusProbe) Header() http.Header         { return p.header }
+func (p *statusProbe) Write(b []byte) (int, error) { return len(b), nil }
+func (p *statusProbe) WriteHeader(status int)      { p.status = status }
+
+// handlerFunc is a handler that returns its error for writeError to answer.
+type handlerFunc func(w http.ResponseWriter, r *http.Request) error
+
+// userHandlerFunc is a handler for a signed-in user.
+type userHandlerFunc func(w http.ResponseWriter, r *http.Request, userID int64) error
+
+// public adapts a handler that needs no token.
+func (s *server) public(h handlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := h(w, r); err != nil {
+			s.writeError(w, r, err)
+		}
+	})
+}
+
+// protected adapts a handler that needs a valid bearer token and passes it
+// the token's user id.
+func (s *server) protected(h userHandlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		userID, err := s.auth.userFromRequest(r)
+		if err == nil {
+			err = h(w, r, userID)
+		}
+		if err != nil {
+			s.writeError(w, r, err)
+		}
+	})
+}
+
+// countRequests counts each request as it arrives, before anything else
+// can answer it.
+func (s *server) countRequests(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.counter.countRequest(r.Context())
+		next.ServeHTTP(w, r)
+	})
+}
+
+// logRequests writes one log line per request and turns a panic into a
+// 500 instead of a dropped connection.
+func (s *server) logRequests(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		sr := &statusRecorder{ResponseWriter: w}
+		defer func() {
+			if p := recover(); p != nil {
+				if p == http.ErrAbortHandler {
+					panic(p)
+				}
+				s.logger.Error("panic serving request", "method", r.Method, "path", r.URL.Path, "panic", fmt.Sprint(p))
+				if sr.status == 0 {
+					s.writeError(sr, r, errors.New("panic"))
+				}
+			}
+			status := sr.status
+			if status == 0 {
+				status = http.StatusOK
+			}
+			s.logger.LogAttrs(r.Context(), slog.LevelInfo, "request",
+				slog.String("method", r.Method),
+				slog.String("path", r.URL.Path),
+				slog.Int("status", status),
+				slog.Float64("duration_ms", float64(time.Since(start).Microseconds())/1000))
+		}()
+		next.ServeHTTP(sr, r)
+	})
+}
+
+// statusRecorder remembers the status a handler wrote, for the access log.
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (sr *statusRecorder) WriteHeader(status int) {
+	if sr.status == 0 {
+		sr.status = status
+	}
+	sr.ResponseWriter.WriteHeader(status)
+}
+
+func (sr *statusRecorder) Write(b []byte) (int, error) {
+	if sr.status == 0 {
+		sr.status = http.StatusOK
+	}
+	return sr.ResponseWriter.Write(b)
+}
+
+func (sr *statusRecorder) Unwrap() http.ResponseWriter { return sr.ResponseWriter }
+
+// errorBody is the JSON shape of every error.
+type errorBody struct {
+	IsSuccess bool        `json:"is_success"`
+	Error     errorDetail `json:"error"`
+}
+
+type errorDetail struct {
+	Code    string            `json:"code"`
+	Message string            `json:"message"`
+	Fields  map[string]string `json:"fields,omitempty"`
+}
+
+// writeError answers err. An apiError is shown as it is; anything else is
+// a bug, logged here and answered 500 without its text.
+func (s *server) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	var ae *apiError
+	switch {
+	case errors.As(err, &ae):
+	case r.Context().Err() != nil && errors.Is(err, r.Context().Err()):
+		// The client went away or its deadline passed: not a bug, and
+		// nobody reads this answer.
+		s.logger.Debug("request ended by the client", "method", r.Method, "path", r.URL.Path)
+		ae = newError(codeUnavailable, "the request was cancelled")
+	default:
+		s.logger.Error("internal error", "method", r.Method, "path", r.URL.Path, "err", err)
+		ae = newError(codeInternal, "something went wrong on our side")
+	}
+	if ae.Code == codeUnauthorized {
+		w.Header().Set("WWW-Authenticate", `Bearer`)
+	}
+	if ae.RetryAfter != "" {
+		w.Header().Set("Retry-After", ae.RetryAfter)
+	}
+	encode(w, ae.status(), errorBody{Error: errorDetail{Code: ae.Code, Message: ae.Message, Fields: ae.Fields}})
+}
+
+// encode writes v as the JSON body of a response with the given status.
+func encode(w http.ResponseWriter, status int, v any) error {
+	b, err := marshal(v)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, status, b)
+}
+
+// marshal encodes v as JSON without HTML escaping: the answers are read
+// by programs, and escaping makes text with <, > or & up to six times
+// longer.
+func marshal(v any) ([]byte, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, fmt.Errorf("encode response: %w", err)
+	}
+	return bytes.TrimSuffix(buf.Bytes(), newline), nil
+}
+
+// writeJSON writes an already-encoded JSON body.
+func writeJSON(w http.ResponseWriter, status int, body []byte) error {
+	h := w.Header()
+	h["Content-Type"] = []string{"application/json"}
+	w.WriteHeader(status)
+	w.Write(body)
+	w.Write(newline) // so that curl's output ends its line
+	return nil
+}
+
+var newline = []byte{'\n'}
+
+// jsonObject is a request body's members by their exact names. Member
+// names are matched exactly: "USERNAME" is an unknown member, ignored, not
+// another spelling of "username".
+type jsonObject map[string]json.RawMessage
+
+// decode reads the request body, which must be one JSON object. An empty,
+// malformed, oversized or trailing-garbage body is an apiError the client
+// can act on.
+func decode(w http.ResponseWriter, r *http.Request) (jsonObject, error) {
+	if r.ContentLength > maxBodyBytes {
+		return nil, errTooLarge
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBodyBytes))
+	var tooLarge *http.MaxBytesError
+	if errors.As(err, &tooLarge) {
+		return nil, errTooLarge
+	}
+	if err != nil {
+		return nil, newError(codeInvalid, "the request body could not be read")
+	}
+	return parseObject(body)
+}
+
+// parseObject parses body as one JSON object, with nothing after it but
+// white space.
+func parseObject(body []byte) (jsonObject, error) {
+	// Only an object will do: not an array, a string, or null.
+	if trimmed := bytes.TrimLeft(body, " \t\r\n"); len(trimmed) == 0 || trimmed[0] != '{' {
+		if len(trimmed) > 0 && !json.Valid(body) {
+			return nil, errBadJSON
+		}
+		return nil, newError(codeInvalid, "the request body must be a JSON object")
+	}
+	var o jsonObject
+	if err := json.Unmarshal(body, &o); err != nil {
+		return nil, errBadJSON
+	}
+	return o, nil
+}
+
+var (
+	errTooLarge = newError(codeTooLarge, fmt.Sprintf("the request body must not exceed %d bytes", maxBodyBytes))
+	errBadJSON  = newError(codeInvalid, "the request body is not valid JSON")
+)
+
+// fieldProblems collects what is wrong with a request body, by field path
+// such as "movies[1].uuid", so that every problem is reported at once.
+type fieldProblems map[string]string
+
+// err is the 400 for the problems, or nil when there are none.
+func (p fieldProblems) err() error {
+	if len(p) == 0 {
+		return nil
+	}
+	return invalidFields(p)
+}
+
+// str reads member name of o as a string. Absent or null is nil; any
+// other type is a problem at path.
+func (o jsonObject) str(p fieldProblems, path, name string) *string {
+	raw, ok := o[name]
+	if !ok || isNull(raw) {
+		return nil
+	}
+	var s string
+	if raw[0] != '"' || json.Unmarshal(raw, &s) != nil {
+		p[path] = "must be a string"
+		return nil
+	}
+	return &s
+}
+
+// list reads member name of o as a list. Absent or null is nil, false.
+func (o jsonObject) list(p fieldProblems, path, name string) ([]json.RawMessage, bool) {
+	raw, ok := o[name]
+	if !ok || isNull(raw) {
+		return nil, false
+	}
+	var l []json.RawMessage
+	if raw[0] != '[' || json.Unmarshal(raw, &l) != nil {
+		p[path] = "must be a list"
+		return nil, false
+	}
+	return l, true
+}
+
+// object reads raw as an object, or records a problem at path.
+func object(p fieldProblems, path string, raw json.RawMessage) (jsonObject, bool) {
+	var o jsonObject
+	if len(raw) == 0 || raw[0] != '{' || json.Unmarshal(raw, &o) != nil {
+		p[path] = "must be an object"
+		return nil, false
+	}
+	return o, true
+}
+
+func isNull(raw json.RawMessage) bool { return string(raw) == "null" }
