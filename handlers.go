@@ -16,6 +16,15 @@ type credentials struct {
 	Username, Password string
 }
 
+// decodeCredentials reads a register or login body.
+func decodeCredentials(w http.ResponseWriter, r *http.Request) (credentials, error) {
+	o, err := decode(w, r)
+	if err != nil {
+		return credentials{}, err
+	}
+	return parseCredentials(o)
+}
+
 // parseCredentials reads a register or login body. Both fields are
 // required strings; whether they are well-formed is for the caller.
 func parseCredentials(o jsonObject) (credentials, error) {
@@ -41,11 +50,7 @@ type tokenResponse struct {
 
 // handleRegister serves POST /register/.
 func (s *server) handleRegister(w http.ResponseWriter, r *http.Request) error {
-	o, err := decode(w, r)
-	if err != nil {
-		return err
-	}
-	in, err := parseCredentials(o)
+	in, err := decodeCredentials(w, r)
 	if err != nil {
 		return err
 	}
@@ -73,11 +78,7 @@ func (s *server) handleRegister(w http.ResponseWriter, r *http.Request) error {
 // handleLogin serves POST /login/. An unknown name and a wrong password get
 // the same answer after the same work.
 func (s *server) handleLogin(w http.ResponseWriter, r *http.Request) error {
-	o, err := decode(w, r)
-	if err != nil {
-		return err
-	}
-	in, err := parseCredentials(o)
+	in, err := decodeCredentials(w, r)
 	if err != nil {
 		return err
 	}

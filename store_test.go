@@ -2,7 +2,10 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -117,4 +120,68 @@ func TestMigrateUpgradesAnExistingDatabase(t *testing.T) {
 			t.Fatalf("schema version: got %d, want 2", version)
 		}
 	})
+}
+
+// TestSchemaParity compares what the two schema files build: the same
+// tables, with the same columns, and the same unique keys (primary keys
+// included). Column types differ by dialect and are not compared.
+func TestSchemaParity(t *testing.T) {
+	if len(backends()) < 2 {
+		t.Skip("needs PostgreSQL: set TEST_DATABASE_URL")
+	}
+	var shapes []map[string][]string
+	for _, be := range backends() {
+		s, err := openStore(context.Background(), be.dsn(t), poolConfig{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		shapes = append(shapes, schemaShape(t, s))
+	}
+	t.Logf("sqlite schema: %v", shapes[0])
+	if got, want := fmt.Sprint(shapes[1]), fmt.Sprint(shapes[0]); got != want {
+		t.Fatalf("schemas differ:\npostgres: %s\nsqlite:   %s", got, want)
+	}
+}
+
+// schemaShape lists each table's columns and unique keys, sorted.
+func schemaShape(t *testing.T, s *Store) map[string][]string {
+	t.Helper()
+	ctx := context.Background()
+	queries := map[string]string{
+		// table, column or key
+		"sqlite": `SELECT m.name, 'column ' || c.name FROM sqlite_master m, pragma_table_info(m.name) c WHERE m.type = 'table' AND m.name NOT LIKE 'sqlite_%'
+			UNION ALL SELECT m.name, 'key (' || group_concat(c.name, ', ') || ')' FROM sqlite_master m, pragma_table_info(m.name) c WHERE m.type = 'table' AND c.pk > 0 GROUP BY m.name
+			UNION ALL SELECT m.name, 'key (' || group_concat(COALESCE(ii.name, '?'), ', ') || ')' FROM sqlite_master m, pragma_index_list(m.name) il, pragma_index_info(il.name) ii
+				WHERE m.type = 'table' AND il."unique" = 1 AND il.origin != 'pk' GROUP BY m.name, il.name
+			UNION ALL SELECT tbl_name, 'sql ' || sql FROM sqlite_master WHERE type = 'index' AND sql LIKE 'CREATE UNIQUE%'`,
+		"postgres": `SELECT table_name, 'column ' || column_name FROM information_schema.columns WHERE table_schema = current_schema()
+			UNION ALL SELECT tablename, 'index ' || indexdef FROM pg_indexes WHERE schemaname = current_schema() AND indexdef LIKE 'CREATE UNIQUE%'`,
+	}
+	rows, err := s.db.read.QueryContext(ctx, queries[s.db.dialect.name])
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	shape := map[string][]string{}
+	keyCols := regexp.MustCompile(`\((.*)\)$`)
+	for rows.Next() {
+		var table, what string
+		if err := rows.Scan(&table, &what); err != nil {
+			t.Fatal(err)
+		}
+		switch kind, rest, _ := strings.Cut(what, " "); kind {
+		case "sql", "index": // an index by its key: lower(username), not its name
+			what = "key (" + strings.ReplaceAll(keyCols.FindStringSubmatch(rest)[1], `"`, "") + ")"
+		case "key":
+			if strings.Contains(rest, "?") {
+				continue // an expression index: counted by its "sql" row
+			}
+		}
+		shape[table] = append(shape[table], what)
+	}
+	for _, v := range shape {
+		slices.Sort(v)
+	}
+	return shape
 }

@@ -2,6 +2,7 @@
 # installing it from Debian's packages when there is none, and exports
 # TEST_DATABASE_URL for a fresh test database. Also usable by hand:
 #   source .ci/postgres.sh && go test -race ./...
+export PGOPTIONS="-c client_min_messages=warning"  # no NOTICE chatter
 pg_url="postgres://postgres:postgres@127.0.0.1:5432/movies_test?sslmode=disable"
 if ! pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then
   if ! ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1; then
