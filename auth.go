@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"net/http"
 	"runtime"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -18,7 +17,9 @@ import (
 )
 
 // authenticator issues and checks access tokens: HS256 JWTs whose subject
-// is the user id. Checking a token needs no database round trip.
+// is the account's UUID, an identifier never reused: a token outlives
+// neither its account nor its database. Checking a token's signature needs
+// no database round trip; whether its account exists is the store's.
 type authenticator struct {
 	secret     []byte
 	ttl        time.Duration
@@ -43,7 +44,7 @@ type authenticator struct {
 
 // verifiedToken is what a valid token says.
 type verifiedToken struct {
-	userID  int64
+	account string // the account's UUID
 	expires time.Time
 }
 
@@ -126,60 +127,71 @@ func (a *authenticator) checkPassword(ctx context.Context, hash, password string
 	return err == nil && hash != "", nil
 }
 
-// issue returns a signed access token for the user.
-func (a *authenticator) issue(userID int64) (string, error) {
+// issue returns a signed access token for the account with that UUID.
+func (a *authenticator) issue(account string) (string, error) {
 	now := a.now()
 	claims := jwt.RegisteredClaims{
-		Subject:   strconv.FormatInt(userID, 10),
+		Subject:   account,
 		IssuedAt:  jwt.NewNumericDate(now),
 		ExpiresAt: jwt.NewNumericDate(now.Add(a.ttl)),
 	}
 	return jwt.NewWithClaims(jwt.SigningMethodHS256, claims).SignedString(a.secret)
 }
 
-// verify returns the user id of a valid, unexpired token.
-func (a *authenticator) verify(token string) (int64, error) {
+// verify returns the account UUID of a valid, unexpired token. Claims are
+// read strictly: exp must be a JSON number, sub a UUID.
+func (a *authenticator) verify(token string) (string, error) {
 	a.verifiedMu.RLock()
 	v, ok := a.verified[token]
 	a.verifiedMu.RUnlock()
 	if ok {
 		// Like the parser: a token is valid until the second of its exp.
 		if !a.now().Before(v.expires) {
-			return 0, errors.New("token has expired")
+			return "", errors.New("token has expired")
 		}
-		return v.userID, nil
+		return v.account, nil
 	}
 
-	var claims jwt.RegisteredClaims
-	_, err := a.parser.ParseWithClaims(token, &claims, func(*jwt.Token) (any, error) { return a.secret, nil })
-	if err != nil {
-		return 0, err
+	// MapClaims, unlike RegisteredClaims, refuses an exp written as a
+	// string.
+	claims := jwt.MapClaims{}
+	if _, err := a.parser.ParseWithClaims(token, claims, func(*jwt.Token) (any, error) { return a.secret, nil }); err != nil {
+		return "", err
 	}
-	id, err := strconv.ParseInt(claims.Subject, 10, 64)
-	if err != nil || id <= 0 {
-		return 0, errors.New("token subject is not a user id")
+	sub, err := claims.GetSubject()
+	if err != nil {
+		return "", err
+	}
+	account, ok := canonicalUUID(sub)
+	if !ok || account != sub {
+		return "", errors.New("token subject is not an account UUID")
+	}
+	exp, err := claims.GetExpirationTime()
+	if err != nil || exp == nil {
+		return "", errors.New("token has no valid exp")
 	}
 	a.verifiedMu.Lock()
 	if len(a.verified) >= maxVerified {
 		clear(a.verified)
 	}
-	a.verified[token] = verifiedToken{userID: id, expires: claims.ExpiresAt.Time}
+	a.verified[token] = verifiedToken{account: account, expires: exp.Time}
 	a.verifiedMu.Unlock()
-	return id, nil
+	return account, nil
 }
 
-// userFromRequest checks the request's bearer token.
-func (a *authenticator) userFromRequest(r *http.Request) (int64, error) {
+// accountFromRequest returns the account UUID of the request's bearer
+// token.
+func (a *authenticator) accountFromRequest(r *http.Request) (string, error) {
 	h := r.Header.Get("Authorization")
 	scheme, token, ok := strings.Cut(h, " ")
 	if !ok || !strings.EqualFold(scheme, "Bearer") || token == "" {
-		return 0, errUnauthorized
+		return "", errUnauthorized
 	}
-	id, err := a.verify(strings.TrimSpace(token))
+	account, err := a.verify(strings.TrimSpace(token))
 	if err != nil {
-		return 0, errUnauthorized
+		return "", errUnauthorized
 	}
-	return id, nil
+	return account, nil
 }
 
 // validateCredentials checks a username and password against the

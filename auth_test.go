@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/base64"
+	"fmt"
 	"net/http"
 	"strings"
 	"sync"
@@ -107,8 +108,8 @@ func testLogin(t *testing.T, be backend) {
 			res := app.do("POST", "/login/", "", tt.body).mustStatus(t, tt.status)
 			if tt.status == 200 {
 				id, err := app.auth.verify(res.json(t)["access_token"].(string))
-				if err != nil || id <= 0 {
-					t.Fatalf("token: id %d, err %v", id, err)
+				if err != nil || id == "" {
+					t.Fatalf("token: account %q, err %v", id, err)
 				}
 				app.do("GET", "/collection/", res.json(t)["access_token"].(string), nil).mustStatus(t, 200)
 				return
@@ -141,9 +142,12 @@ func testAuthMiddleware(t *testing.T, be backend) {
 		return s
 	}
 	now := time.Now()
-	valid := jwt.MapClaims{"sub": "1", "iat": now.Unix(), "exp": now.Add(time.Hour).Unix()}
+	valid := jwt.MapClaims{"sub": id, "iat": now.Unix(), "exp": now.Add(time.Hour).Unix()}
+	ours := func(claims jwt.MapClaims) string {
+		return "Bearer " + sign(jwt.SigningMethodHS256, app.auth.secret, claims)
+	}
 	parts := strings.Split(u.token, ".")
-	tampered := parts[0] + "." + base64.RawURLEncoding.EncodeToString([]byte(`{"sub":"999","exp":9999999999}`)) + "." + parts[2]
+	tampered := parts[0] + "." + base64.RawURLEncoding.EncodeToString([]byte(`{"sub":"00000000-0000-4000-8000-000000000001","exp":9999999999}`)) + "." + parts[2]
 	noneHeader := base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"none","typ":"JWT"}`))
 	noneToken := noneHeader + "." + parts[1] + "."
 
@@ -164,9 +168,14 @@ func testAuthMiddleware(t *testing.T, be backend) {
 		{"another key", "Bearer " + sign(jwt.SigningMethodHS256, []byte("another key"), valid), 401},
 		{"alg none", "Bearer " + noneToken, 401},
 		{"HS512 with our key", "Bearer " + sign(jwt.SigningMethodHS512, app.auth.secret, valid), 401},
-		{"expired", "Bearer " + sign(jwt.SigningMethodHS256, app.auth.secret, jwt.MapClaims{"sub": "1", "iat": now.Add(-2 * time.Hour).Unix(), "exp": now.Add(-time.Hour).Unix()}), 401},
-		{"no exp", "Bearer " + sign(jwt.SigningMethodHS256, app.auth.secret, jwt.MapClaims{"sub": "1", "iat": now.Unix()}), 401},
-		{"sub not a user id", "Bearer " + sign(jwt.SigningMethodHS256, app.auth.secret, jwt.MapClaims{"sub": "alice", "exp": now.Add(time.Hour).Unix()}), 401},
+		{"signed by us", ours(valid), 200},
+		{"expired", ours(jwt.MapClaims{"sub": id, "iat": now.Add(-2 * time.Hour).Unix(), "exp": now.Add(-time.Hour).Unix()}), 401},
+		{"no exp", ours(jwt.MapClaims{"sub": id, "iat": now.Unix()}), 401},
+		{"exp as a string", ours(jwt.MapClaims{"sub": id, "exp": fmt.Sprint(now.Add(time.Hour).Unix())}), 401},
+		{"sub a row number", ours(jwt.MapClaims{"sub": "1", "exp": now.Add(time.Hour).Unix()}), 401},
+		{"sub not canonical", ours(jwt.MapClaims{"sub": strings.ToUpper(id), "exp": now.Add(time.Hour).Unix()}), 401},
+		{"sub of no account", ours(jwt.MapClaims{"sub": newUUID(), "exp": now.Add(time.Hour).Unix()}), 401},
+		{"sub not a user id", ours(jwt.MapClaims{"sub": "alice", "exp": now.Add(time.Hour).Unix()}), 401},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -190,8 +199,8 @@ func testAuthMiddleware(t *testing.T, be backend) {
 			}
 		})
 	}
-	if id <= 0 {
-		t.Fatalf("user id %d", id)
+	if id == "" {
+		t.Fatal("no account in the token")
 	}
 }
 

@@ -3,10 +3,12 @@ package main
 import "sync"
 
 // responseCache keeps rendered answers of the collection reads. An entry
-// is tagged with the database version it was read at and is served only
-// while the database is still at that version, so a write by any process
-// sharing the database, this one included, makes every entry stale at
-// once: the cache never serves data older than the database.
+// is tagged with the user's version it was read at (users.version, which
+// every write to the user's collections moves on in its transaction) and
+// is served only to a request that read that same version when it began.
+// So a write by any process sharing the database makes the user's entries
+// stale at once, and only that user's: the cache never serves data older
+// than the database. A nil cache caches nothing.
 type responseCache struct {
 	mu       sync.RWMutex
 	entries  map[cacheKey]cacheEntry
@@ -32,6 +34,9 @@ func newResponseCache(maxBytes int) *responseCache {
 
 // get returns the body cached for key at version, if any.
 func (c *responseCache) get(key cacheKey, version int64) ([]byte, bool) {
+	if c == nil {
+		return nil, false
+	}
 	c.mu.RLock()
 	e, ok := c.entries[key]
 	c.mu.RUnlock()
@@ -45,6 +50,9 @@ func (c *responseCache) get(key cacheKey, version int64) ([]byte, bool) {
 // starts over: simpler than an LRU, and a full cache of a database that
 // keeps changing holds mostly stale entries anyway.
 func (c *responseCache) put(key cacheKey, version int64, body []byte) {
+	if c == nil || len(body) > c.maxBytes/4 {
+		return // an entry that would crowd out the others is not kept
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if old, ok := c.entries[key]; ok {

@@ -45,22 +45,22 @@ type dialect struct {
 	// lockMigrations serialises schema changes between processes; ""
 	// when the write transaction itself does (SQLite's IMMEDIATE lock).
 	lockMigrations string
-	// changeCounter is a query answering a number that moves on every
-	// commit by any connection, or "" when there is no cheap one.
-	changeCounter string
+	// byteCollation orders text by its bytes, as Go compares strings.
+	byteCollation string
 }
 
 var (
 	sqliteDialect = dialect{
 		name:          "sqlite",
 		schema:        sqliteSchema,
-		changeCounter: "PRAGMA data_version",
+		byteCollation: "BINARY",
 	}
 	postgresDialect = dialect{
 		name:           "postgres",
 		schema:         postgresSchema,
 		lockRows:       true,
 		lockMigrations: "SELECT pg_advisory_xact_lock(7340521)",
+		byteCollation:  `"C"`,
 	}
 )
 
@@ -97,7 +97,9 @@ const (
 	qInsertCollection
 	qInsertMovie
 	qAddGenre
-	qDropUnusedGenres
+	qDropGenre
+	qCountCollection
+	qBumpUser
 	qLockCollection
 	qMovieGenres
 	qSetTitle
@@ -113,11 +115,16 @@ const (
 var writeQueryText = [numWriteQueries]string{
 	qAddRequests:      `UPDATE request_counter SET value = value + $1 WHERE id = 1 RETURNING value`,
 	qResetRequests:    `UPDATE request_counter SET value = 0 WHERE id = 1`,
-	qInsertUser:       `INSERT INTO users (username, password_hash) VALUES ($1, $2) RETURNING id`,
+	qInsertUser:       `INSERT INTO users (uuid, username, password_hash) VALUES ($1, $2, $3)`,
 	qInsertCollection: `INSERT INTO collections (uuid, user_id, title, description) VALUES ($1, $2, $3, $4) RETURNING id`,
 	qInsertMovie:      `INSERT INTO collection_movies (collection_id, position, movie_uuid, title, description, genres) VALUES ($1, $2, $3, $4, $5, $6)`,
 	qAddGenre:         `INSERT INTO user_genres (user_id, genre, n) VALUES ($1, $2, $3) ON CONFLICT (user_id, genre) DO UPDATE SET n = user_genres.n + excluded.n`,
-	qDropUnusedGenres: `DELETE FROM user_genres WHERE user_id = $1 AND n <= 0`,
+	qDropGenre:        `DELETE FROM user_genres WHERE user_id = $1 AND genre = $2 AND n <= 0`,
+	// qCountCollection counts one more collection for the user, unless
+	// that would pass the limit ($2): then it matches no row. It locks
+	// the user's row (PostgreSQL), so the user's creates take turns.
+	qCountCollection:  `UPDATE users SET collections = collections + 1, version = version + 1 WHERE id = $1 AND collections < $2 RETURNING collections`,
+	qBumpUser:         `UPDATE users SET collections = collections + $2, version = version + 1 WHERE id = $1 RETURNING collections`,
 	qLockCollection:   `SELECT id FROM collections WHERE uuid = $1 AND user_id = $2 FOR UPDATE`,
 	qMovieGenres:      `SELECT genres FROM collection_movies WHERE collection_id = $1`,
 	qSetTitle:         `UPDATE collections SET title = $1 WHERE id = $2`,
@@ -155,23 +162,10 @@ type db struct {
 	readStmts sync.Map // string -> *sql.Stmt
 }
 
-// openDB opens the database that dsn names and brings its schema up to
-// date: a postgres:// or postgresql:// URL, or else a SQLite file path.
+// openDB opens the database that dsn names, brings its schema up to date
+// and prepares the write queries.
 func openDB(ctx context.Context, dsn string, pool poolConfig) (*db, error) {
-	var d *db
-	var err error
-	scheme, _, hasScheme := strings.Cut(dsn, "://")
-	switch scheme = strings.ToLower(scheme); {
-	case hasScheme && (scheme == "postgres" || scheme == "postgresql"):
-		d, err = openPostgres(dsn, pool)
-	case hasScheme && scheme != "sqlite":
-		// Not echoed: it may hold a password.
-		return nil, errors.New("DATABASE_URL must be a postgres:// or postgresql:// URL, or a SQLite file path")
-	case strings.Contains(dsn, "=") && strings.Contains(dsn, " "):
-		return nil, errors.New("DATABASE_URL looks like PostgreSQL keyword=value settings: write it as a postgres:// URL")
-	default:
-		d, err = openSQLite(dsn, pool)
-	}
+	d, err := openPools(dsn, pool)
 	if err != nil {
 		return nil, err
 	}
@@ -188,6 +182,23 @@ func openDB(ctx context.Context, dsn string, pool poolConfig) (*db, error) {
 		d.writeStmts[q] = st
 	}
 	return d, nil
+}
+
+// openPools opens the connection pools of the database that dsn names: a
+// postgres:// or postgresql:// URL, or else a SQLite file path.
+func openPools(dsn string, pool poolConfig) (*db, error) {
+	scheme, _, hasScheme := strings.Cut(dsn, "://")
+	switch scheme = strings.ToLower(scheme); {
+	case hasScheme && (scheme == "postgres" || scheme == "postgresql"):
+		return openPostgres(dsn, pool)
+	case hasScheme && scheme != "sqlite":
+		// Not echoed: it may hold a password.
+		return nil, errors.New("DATABASE_URL must be a postgres:// or postgresql:// URL, or a SQLite file path")
+	case strings.Contains(dsn, "=") && strings.Contains(dsn, " "):
+		return nil, errors.New("DATABASE_URL looks like PostgreSQL keyword=value settings: write it as a postgres:// URL")
+	default:
+		return openSQLite(dsn, pool)
+	}
 }
 
 func openSQLite(path string, pool poolConfig) (*db, error) {
@@ -222,9 +233,8 @@ func openSQLite(path string, pool poolConfig) (*db, error) {
 	if n == 0 {
 		n = max(4, 2*runtime.NumCPU())
 	}
-	// One more for the connection that reads the change counter.
-	read.SetMaxOpenConns(n + 1)
-	read.SetMaxIdleConns(n + 1)
+	read.SetMaxOpenConns(n)
+	read.SetMaxIdleConns(n)
 	read.SetConnMaxLifetime(0)
 	read.SetConnMaxIdleTime(0)
 	return &db{dialect: sqliteDialect, write: write, read: read, pools: []*sql.DB{write, read}, desc: "sqlite:" + path}, nil

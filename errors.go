@@ -10,6 +10,8 @@ const (
 	codeNotFound         = "not_found"
 	codeMethodNotAllowed = "method_not_allowed"
 	codeConflict         = "conflict"
+	codeLimitReached     = "limit_reached"
+	codeTooManyRequests  = "too_many_requests"
 	codeTooLarge         = "payload_too_large"
 	codeUpstream         = "upstream_error"
 	codeUpstreamTimeout  = "upstream_timeout"
@@ -23,6 +25,8 @@ var statusOf = map[string]int{
 	codeNotFound:         http.StatusNotFound,
 	codeMethodNotAllowed: http.StatusMethodNotAllowed,
 	codeConflict:         http.StatusConflict,
+	codeLimitReached:     http.StatusConflict,
+	codeTooManyRequests:  http.StatusTooManyRequests,
 	codeTooLarge:         http.StatusRequestEntityTooLarge,
 	codeUpstream:         http.StatusBadGateway,
 	codeUpstreamTimeout:  http.StatusGatewayTimeout,

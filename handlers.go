@@ -2,6 +2,7 @@ package main
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
 	"slices"
 	"strconv"
@@ -96,7 +97,7 @@ func (s *server) handleLogin(w http.ResponseWriter, r *http.Request) error {
 	if !ok {
 		return errBadCredentials
 	}
-	token, err := s.auth.issue(u.ID)
+	token, err := s.auth.issue(u.UUID)
 	if err != nil {
 		return err
 	}
@@ -122,7 +123,7 @@ type moviesPage struct {
 
 // handleMovies serves GET /movies/: one page of the catalogue, with its
 // next and previous links pointing back at this server.
-func (s *server) handleMovies(w http.ResponseWriter, r *http.Request, _ int64) error {
+func (s *server) handleMovies(w http.ResponseWriter, r *http.Request, _ account) error {
 	page, err := pageParam(r.URL.Query())
 	if err != nil {
 		return err
@@ -176,7 +177,7 @@ type collectionCreated struct {
 }
 
 // handleCollectionCreate serves POST /collection/.
-func (s *server) handleCollectionCreate(w http.ResponseWriter, r *http.Request, userID int64) error {
+func (s *server) handleCollectionCreate(w http.ResponseWriter, r *http.Request, acct account) error {
 	in, err := decodeCollection(w, r, true)
 	if err != nil {
 		return err
@@ -188,9 +189,12 @@ func (s *server) handleCollectionCreate(w http.ResponseWriter, r *http.Request, 
 	if in.Movies != nil {
 		c.Movies = *in.Movies
 	}
-	err = s.store.CreateCollection(r.Context(), userID, c)
+	err = s.store.CreateCollection(r.Context(), acct.id, c)
 	if errors.Is(err, errNoSuchUser) {
 		return errUnauthorized
+	}
+	if errors.Is(err, errLimitReached) {
+		return newError(codeLimitReached, fmt.Sprintf("a user may keep at most %d collections", maxCollections))
 	}
 	if err != nil {
 		return err
@@ -210,9 +214,9 @@ type collectionListData struct {
 }
 
 // handleCollectionList serves GET /collection/.
-func (s *server) handleCollectionList(w http.ResponseWriter, r *http.Request, userID int64) error {
-	return s.cached(w, r, cacheKey{userID: userID}, func() (any, error) {
-		list, genres, err := s.store.Collections(r.Context(), userID)
+func (s *server) handleCollectionList(w http.ResponseWriter, r *http.Request, acct account) error {
+	return s.cached(w, r, acct, "", func() (any, error) {
+		list, genres, err := s.store.Collections(r.Context(), acct.id)
 		if err != nil {
 			return nil, err
 		}
@@ -223,20 +227,16 @@ func (s *server) handleCollectionList(w http.ResponseWriter, r *http.Request, us
 	})
 }
 
-// cached answers 200 with the body cached for key if the database has not
-// changed since it was read, else with load's value, which it caches.
-func (s *server) cached(w http.ResponseWriter, r *http.Request, key cacheKey, load func() (any, error)) error {
-	// The version is read before the data: a write landing in between
-	// makes the entry stale at once, never stale data look current.
-	var version int64
-	cacheable := false
-	if s.cache != nil {
-		version, cacheable = s.store.Version(r.Context())
-	}
-	if cacheable {
-		if body, ok := s.cache.get(key, version); ok {
-			return writeJSON(w, http.StatusOK, body)
-		}
+// cached answers 200 with the body cached for the user's collection id
+// ("": the list) at the user's version, or else with load's value, which
+// it caches at that version. The version was read when the request
+// began, before the data: a write landing in between makes the entry
+// stale at once, never stale data look current. Another user's write, or
+// a counter flush, leaves the entry alone.
+func (s *server) cached(w http.ResponseWriter, r *http.Request, acct account, id string, load func() (any, error)) error {
+	key := cacheKey{userID: acct.id, id: id}
+	if body, ok := s.cache.get(key, acct.version); ok {
+		return writeJSON(w, http.StatusOK, body)
 	}
 	v, err := load()
 	if err != nil {
@@ -246,20 +246,18 @@ func (s *server) cached(w http.ResponseWriter, r *http.Request, key cacheKey, lo
 	if err != nil {
 		return err
 	}
-	if cacheable {
-		s.cache.put(key, version, body)
-	}
+	s.cache.put(key, acct.version, body)
 	return writeJSON(w, http.StatusOK, body)
 }
 
 // handleCollectionGet serves GET /collection/{id}/.
-func (s *server) handleCollectionGet(w http.ResponseWriter, r *http.Request, userID int64) error {
+func (s *server) handleCollectionGet(w http.ResponseWriter, r *http.Request, acct account) error {
 	id, err := collectionID(r)
 	if err != nil {
 		return err
 	}
-	return s.cached(w, r, cacheKey{userID: userID, id: id}, func() (any, error) {
-		c, err := s.store.Collection(r.Context(), userID, id)
+	return s.cached(w, r, acct, id, func() (any, error) {
+		c, err := s.store.Collection(r.Context(), acct.id, id)
 		if errors.Is(err, errNotFound) {
 			return nil, errCollectionNotFound
 		}
@@ -268,7 +266,7 @@ func (s *server) handleCollectionGet(w http.ResponseWriter, r *http.Request, use
 }
 
 // handleCollectionUpdate serves PUT /collection/{id}/.
-func (s *server) handleCollectionUpdate(w http.ResponseWriter, r *http.Request, userID int64) error {
+func (s *server) handleCollectionUpdate(w http.ResponseWriter, r *http.Request, acct account) error {
 	id, err := collectionID(r)
 	if err != nil {
 		return err
@@ -277,7 +275,7 @@ func (s *server) handleCollectionUpdate(w http.ResponseWriter, r *http.Request, 
 	if err != nil {
 		return err
 	}
-	c, err := s.store.UpdateCollection(r.Context(), userID, id, in)
+	c, err := s.store.UpdateCollection(r.Context(), acct.id, id, in)
 	if errors.Is(err, errNotFound) {
 		return errCollectionNotFound
 	}
@@ -288,12 +286,12 @@ func (s *server) handleCollectionUpdate(w http.ResponseWriter, r *http.Request, 
 }
 
 // handleCollectionDelete serves DELETE /collection/{id}/.
-func (s *server) handleCollectionDelete(w http.ResponseWriter, r *http.Request, userID int64) error {
+func (s *server) handleCollectionDelete(w http.ResponseWriter, r *http.Request, acct account) error {
 	id, err := collectionID(r)
 	if err != nil {
 		return err
 	}
-	err = s.store.DeleteCollection(r.Context(), userID, id)
+	err = s.store.DeleteCollection(r.Context(), acct.id, id)
 	if errors.Is(err, errNotFound) {
 		return errCollectionNotFound
 	}
@@ -305,7 +303,7 @@ func (s *server) handleCollectionDelete(w http.ResponseWriter, r *http.Request, 
 }
 
 // handleRequestCount serves GET /request-count/.
-func (s *server) handleRequestCount(w http.ResponseWriter, r *http.Request, _ int64) error {
+func (s *server) handleRequestCount(w http.ResponseWriter, r *http.Request, _ account) error {
 	b := make([]byte, 0, 32)
 	b = append(b, `{"requests":`...)
 	b = strconv.AppendInt(b, s.counter.Count(), 10)
@@ -314,7 +312,7 @@ func (s *server) handleRequestCount(w http.ResponseWriter, r *http.Request, _ in
 }
 
 // handleRequestCountReset serves POST /request-count/reset/.
-func (s *server) handleRequestCountReset(w http.ResponseWriter, r *http.Request, _ int64) error {
+func (s *server) handleRequestCountReset(w http.ResponseWriter, r *http.Request, _ account) error {
 	if err := s.counter.Reset(r.Context()); err != nil {
 		return err
 	}

@@ -127,7 +127,7 @@ func (p *statusProbe) WriteHeader(status int)      { p.status = status }
 type handlerFunc func(w http.ResponseWriter, r *http.Request) error
 
 // userHandlerFunc is a handler for a signed-in user.
-type userHandlerFunc func(w http.ResponseWriter, r *http.Request, userID int64) error
+type userHandlerFunc func(w http.ResponseWriter, r *http.Request, acct account) error
 
 // public adapts a handler that needs no token.
 func (s *server) public(h handlerFunc) http.Handler {
@@ -138,18 +138,33 @@ func (s *server) public(h handlerFunc) http.Handler {
 	})
 }
 
-// protected adapts a handler that needs a valid bearer token and passes it
-// the token's user id.
+// protected adapts a handler that needs a valid bearer token of an
+// account that exists, and passes it the account as it stands now.
 func (s *server) protected(h userHandlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		userID, err := s.auth.userFromRequest(r)
+		acct, err := s.signedIn(r)
 		if err == nil {
-			err = h(w, r, userID)
+			err = h(w, r, acct)
 		}
 		if err != nil {
 			s.writeError(w, r, err)
 		}
 	})
+}
+
+// signedIn returns the account of the request's token, or a 401 when the
+// token is invalid or its account does not exist (any more, or in this
+// database).
+func (s *server) signedIn(r *http.Request) (account, error) {
+	uuid, err := s.auth.accountFromRequest(r)
+	if err != nil {
+		return account{}, err
+	}
+	acct, err := s.store.Account(r.Context(), uuid)
+	if errors.Is(err, errNotFound) {
+		return account{}, errUnauthorized
+	}
+	return acct, err
 }
 
 // countRequests counts each request as it arrives, before anything else

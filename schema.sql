@@ -56,3 +56,32 @@ CREATE TABLE user_genres (
     n       INTEGER NOT NULL,
     PRIMARY KEY (user_id, genre)
 );
+
+-- migration 3: account identifiers that are never reused, a per-user
+-- version and collection count, login lockouts, top genres by index
+-- uuid names an account in its tokens. Existing accounts get a random one
+-- (version 4 form); their old tokens, which named a row number, stop working.
+ALTER TABLE users ADD COLUMN uuid TEXT;
+UPDATE users SET uuid = lower(hex(randomblob(4)) || '-' || hex(randomblob(2)) || '-4' ||
+    substr(hex(randomblob(2)), 2) || '-' || substr('89ab', 1 + abs(random()) % 4, 1) ||
+    substr(hex(randomblob(2)), 2) || '-' || hex(randomblob(6)));
+CREATE UNIQUE INDEX users_uuid_key ON users (uuid);
+-- version moves with every write to the user's collections, in the same
+-- transaction: cached reads of that user are valid while it stands still.
+ALTER TABLE users ADD COLUMN version INTEGER NOT NULL DEFAULT 0;
+-- collections is how many the user has, for the per-user limit.
+ALTER TABLE users ADD COLUMN collections INTEGER NOT NULL DEFAULT 0;
+UPDATE users SET collections = (SELECT count(*) FROM collections c WHERE c.user_id = users.id);
+
+-- Failed logins by lower-cased username, shared by every process. Times
+-- are Unix seconds.
+CREATE TABLE login_failures (
+    username     TEXT    PRIMARY KEY,
+    failures     INTEGER NOT NULL,
+    window_start INTEGER NOT NULL,
+    locked_until INTEGER NOT NULL
+);
+
+-- The favourite genres are the top three of this index: reading them
+-- never scans all of a user's genres.
+CREATE INDEX user_genres_top ON user_genres (user_id, n DESC, genre);

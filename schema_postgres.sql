@@ -49,3 +49,23 @@ CREATE TABLE user_genres (
     n       INTEGER NOT NULL,
     PRIMARY KEY (user_id, genre)
 );
+
+-- migration 3: account identifiers that are never reused, a per-user
+-- version and collection count, login lockouts, top genres by index
+ALTER TABLE users ADD COLUMN uuid TEXT;
+UPDATE users SET uuid = gen_random_uuid()::text;
+ALTER TABLE users ALTER COLUMN uuid SET NOT NULL;
+CREATE UNIQUE INDEX users_uuid_key ON users (uuid);
+ALTER TABLE users ADD COLUMN version BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE users ADD COLUMN collections INTEGER NOT NULL DEFAULT 0;
+UPDATE users SET collections = (SELECT count(*) FROM collections c WHERE c.user_id = users.id);
+
+CREATE TABLE login_failures (
+    username     TEXT    PRIMARY KEY,
+    failures     INTEGER NOT NULL,
+    window_start BIGINT  NOT NULL,
+    locked_until BIGINT  NOT NULL
+);
+
+-- In byte order, as the top-three query and Go compare genre names.
+CREATE INDEX user_genres_top ON user_genres (user_id, n DESC, genre COLLATE "C");

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strings"
 )
 
 // Errors the store returns for conditions the caller answers as 4xx.
@@ -14,18 +13,17 @@ var (
 	errNotFound      = errors.New("not found")
 	errUsernameTaken = errors.New("username taken")
 	errNoSuchUser    = errors.New("user does not exist")
+	errLimitReached  = errors.New("collection limit reached")
 )
+
+// maxCollections is how many collections one user may keep.
+const maxCollections = 1000
 
 // Store keeps users, collections, settings and the request count in
 // SQLite (the default) or PostgreSQL. Its methods are the queries; how
 // the database is reached is db.go's.
 type Store struct {
 	db *db
-	// version shares reads of the database's change counter; nil when
-	// the dialect has none.
-	version     *freshRead[int64]
-	versionConn *sql.Conn
-	versionStmt *sql.Stmt
 }
 
 // openStore opens the database that dsn names, brings its schema up to
@@ -35,39 +33,14 @@ func openStore(ctx context.Context, dsn string, pool poolConfig) (*Store, error)
 	if err != nil {
 		return nil, err
 	}
-	s := &Store{db: d}
-	if q := d.dialect.changeCounter; q != "" {
-		// The number is per connection: keep one connection for it.
-		conn, err := d.read.Conn(ctx)
-		if err == nil {
-			s.versionStmt, err = conn.PrepareContext(ctx, q)
-			s.versionConn = conn
-		}
-		if err != nil {
-			s.Close()
-			return nil, fmt.Errorf("open database: %w", err)
-		}
-		s.version = newFreshRead(func(ctx context.Context) (v int64, err error) {
-			err = s.versionStmt.QueryRowContext(ctx).Scan(&v)
-			return v, err
-		})
-	}
-	return s, nil
+	return &Store{db: d}, nil
 }
 
 // Describe names the database for logs, without credentials.
 func (s *Store) Describe() string { return s.db.Describe() }
 
 // Close closes every connection.
-func (s *Store) Close() error {
-	if s.versionStmt != nil {
-		s.versionStmt.Close()
-	}
-	if s.versionConn != nil {
-		s.versionConn.Close()
-	}
-	return s.db.Close()
-}
+func (s *Store) Close() error { return s.db.Close() }
 
 // Ping reports whether the database answers.
 func (s *Store) Ping(ctx context.Context) error {
@@ -75,50 +48,48 @@ func (s *Store) Ping(ctx context.Context) error {
 	return s.db.read.QueryRowContext(ctx, "SELECT 1").Scan(&one)
 }
 
-// Version returns a number that changes whenever a transaction commits
-// to the database, from any connection of this process or another, read
-// after the call began. ok is false when the backend cannot tell cheaply
-// (PostgreSQL) or the read failed: then nothing read may be cached.
-func (s *Store) Version(ctx context.Context) (v int64, ok bool) {
-	if s.version == nil {
-		return 0, false
-	}
-	v, err := s.version.get(ctx)
-	return v, err == nil
-}
-
 // user is an account as stored.
 type user struct {
 	ID           int64
+	UUID         string // names the account in its tokens; never reused
 	Username     string
 	PasswordHash string
 }
 
-// CreateUser adds an account and returns its id, or errUsernameTaken when
-// the name exists in any letter case. The unique index decides, so racing
-// registrations of one name create one account.
-func (s *Store) CreateUser(ctx context.Context, username, passwordHash string) (int64, error) {
-	var id int64
+// account is the signed-in user as one request sees it: the row id, and
+// the version of the user's collections when the request began.
+type account struct {
+	id      int64
+	version int64
+}
+
+// CreateUser adds an account named by a new random UUID, which it
+// returns, or errUsernameTaken when the name exists in any letter case.
+// The unique index decides, so racing registrations of one name create
+// one account.
+func (s *Store) CreateUser(ctx context.Context, username, passwordHash string) (string, error) {
+	id := newUUID()
 	err := s.db.withTx(ctx, func(tx *writeTx) error {
-		return tx.queryRow(ctx, qInsertUser, username, passwordHash).Scan(&id)
+		return tx.exec(ctx, qInsertUser, id, username, passwordHash)
 	})
 	if isUniqueViolation(err) {
-		return 0, errUsernameTaken
+		return "", errUsernameTaken
 	}
 	if err != nil {
-		return 0, fmt.Errorf("create user: %w", err)
+		return "", fmt.Errorf("create user: %w", err)
 	}
 	return id, nil
 }
 
-// UserByName finds an account by name in any letter case.
+// UserByName finds an account by name in any letter case, folded exactly
+// as the unique index folds it: ASCII letters only.
 func (s *Store) UserByName(ctx context.Context, username string) (user, error) {
 	var u user
-	st, err := s.db.readStmt(ctx, `SELECT id, username, password_hash FROM users WHERE lower(username) = $1`)
+	st, err := s.db.readStmt(ctx, `SELECT id, uuid, username, password_hash FROM users WHERE lower(username) = $1`)
 	if err != nil {
 		return u, fmt.Errorf("find user: %w", err)
 	}
-	err = st.QueryRowContext(ctx, strings.ToLower(username)).Scan(&u.ID, &u.Username, &u.PasswordHash)
+	err = st.QueryRowContext(ctx, asciiLower(username)).Scan(&u.ID, &u.UUID, &u.Username, &u.PasswordHash)
 	if errors.Is(err, sql.ErrNoRows) {
 		return u, errNotFound
 	}
@@ -126,6 +97,37 @@ func (s *Store) UserByName(ctx context.Context, username string) (user, error) {
 		return u, fmt.Errorf("find user: %w", err)
 	}
 	return u, nil
+}
+
+// Account returns the account with that UUID as it stands now, or
+// errNotFound when there is none: one indexed point read per request.
+func (s *Store) Account(ctx context.Context, uuid string) (account, error) {
+	var a account
+	st, err := s.db.readStmt(ctx, `SELECT id, version FROM users WHERE uuid = $1`)
+	if err != nil {
+		return a, fmt.Errorf("find account: %w", err)
+	}
+	err = st.QueryRowContext(ctx, uuid).Scan(&a.id, &a.version)
+	if errors.Is(err, sql.ErrNoRows) {
+		return a, errNotFound
+	}
+	if err != nil {
+		return a, fmt.Errorf("find account: %w", err)
+	}
+	return a, nil
+}
+
+// asciiLower lower-cases ASCII letters only, as SQL's lower() does for
+// the unique index: strings.ToLower would also fold, say, the Kelvin sign
+// into "k" and let "\u212aate" log into "kate".
+func asciiLower(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if 'A' <= c && c <= 'Z' {
+			b[i] = c + 'a' - 'A'
+		}
+	}
+	return string(b)
 }
 
 // Setting returns the stored value of key. When there is none it stores
@@ -171,9 +173,18 @@ func (s *Store) ResetRequests(ctx context.Context) error {
 }
 
 // CreateCollection stores c, movies included, for the user in one
-// transaction. It returns errNoSuchUser when the account is gone.
+// transaction. It returns errNoSuchUser when the account is gone, and
+// errLimitReached when the user already has maxCollections.
 func (s *Store) CreateCollection(ctx context.Context, userID int64, c collection) error {
 	err := s.db.withTx(ctx, func(tx *writeTx) error {
+		var n int
+		err := tx.queryRow(ctx, qCountCollection, userID, maxCollections).Scan(&n)
+		if errors.Is(err, sql.ErrNoRows) {
+			return s.whyNoCount(ctx, tx, userID)
+		}
+		if err != nil {
+			return err
+		}
 		var id int64
 		if err := tx.queryRow(ctx, qInsertCollection, c.UUID, userID, c.Title, c.Description).Scan(&id); err != nil {
 			return err
@@ -188,10 +199,24 @@ func (s *Store) CreateCollection(ctx context.Context, userID int64, c collection
 	if isForeignKeyViolation(err) {
 		return errNoSuchUser
 	}
-	if err != nil {
+	if err != nil && !errors.Is(err, errNoSuchUser) && !errors.Is(err, errLimitReached) {
 		return fmt.Errorf("create collection: %w", err)
 	}
-	return nil
+	return err
+}
+
+// whyNoCount tells why qCountCollection matched no user row: the user is
+// gone, or at the limit.
+func (s *Store) whyNoCount(ctx context.Context, tx *writeTx, userID int64) error {
+	var n int
+	err := tx.queryRow(ctx, qBumpUser, userID, 0).Scan(&n)
+	if errors.Is(err, sql.ErrNoRows) {
+		return errNoSuchUser
+	}
+	if err != nil {
+		return err
+	}
+	return errLimitReached
 }
 
 // insertMovies adds movies to a collection, in their order.
@@ -206,7 +231,8 @@ func insertMovies(ctx context.Context, tx *writeTx, collectionID int64, movies [
 }
 
 // applyGenreTally adds tally to the user's genre counts and drops the
-// genres that no movie carries any more. Genres are applied in name order
+// genres that it brought to zero: only the genres of this write are
+// touched, whatever else the user has. Genres are applied in name order
 // so that concurrent PostgreSQL transactions lock rows in one order.
 func applyGenreTally(ctx context.Context, tx *writeTx, userID int64, tally map[string]int) error {
 	genres := make([]string, 0, len(tally))
@@ -215,27 +241,31 @@ func applyGenreTally(ctx context.Context, tx *writeTx, userID int64, tally map[s
 			genres = append(genres, g)
 		}
 	}
-	if len(genres) == 0 {
-		return nil
-	}
 	slices.Sort(genres)
-	st := tx.stmt(ctx, qAddGenre)
+	add, drop := tx.stmt(ctx, qAddGenre), tx.stmt(ctx, qDropGenre)
 	for _, g := range genres {
-		if _, err := st.ExecContext(ctx, userID, g, tally[g]); err != nil {
+		if _, err := add.ExecContext(ctx, userID, g, tally[g]); err != nil {
 			return err
 		}
+		if tally[g] < 0 {
+			if _, err := drop.ExecContext(ctx, userID, g); err != nil {
+				return err
+			}
+		}
 	}
-	return tx.exec(ctx, qDropUnusedGenres, userID)
+	return nil
 }
 
 // Collections returns the user's collections, oldest first, and their
-// genre counts, read in one statement so that both come from one snapshot.
+// top three genre counts, read in one statement so that both come from one
+// snapshot. The genres come off the user_genres_top index: three rows,
+// however many genres the user has.
 func (s *Store) Collections(ctx context.Context, userID int64) ([]collectionSummary, []genreCount, error) {
-	st, err := s.db.readStmt(ctx,
-		`SELECT 0 AS kind, id AS ord, uuid, title, description FROM collections WHERE user_id = $1
-		 UNION ALL
-		 SELECT 1, n, genre, '', '' FROM user_genres WHERE user_id = $1
-		 ORDER BY 1, 2`)
+	st, err := s.db.readStmt(ctx, `SELECT 0 AS kind, id AS ord, uuid, title, description FROM collections WHERE user_id = $1
+		UNION ALL
+		SELECT * FROM (SELECT 1, n, genre, '', '' FROM user_genres WHERE user_id = $1
+			ORDER BY n DESC, genre COLLATE `+s.db.dialect.byteCollation+` LIMIT 3) AS top
+		ORDER BY 1, 2`)
 	if err != nil {
 		return nil, nil, fmt.Errorf("list collections: %w", err)
 	}
@@ -313,6 +343,13 @@ func scanCollection(ctx context.Context, st *sql.Stmt, userID int64, id string) 
 	return c, nil
 }
 
+// bumpUser moves the user's version on, so that cached reads of the user
+// go stale, and adds delta to their collection count.
+func bumpUser(ctx context.Context, tx *writeTx, userID int64, delta int) error {
+	var n int
+	return tx.queryRow(ctx, qBumpUser, userID, delta).Scan(&n)
+}
+
 // lockCollection finds the user's collection and, on PostgreSQL, locks its
 // row until tx ends, so that concurrent writers of one collection take
 // turns. It returns the row id and the movies' genres.
@@ -348,6 +385,9 @@ func (s *Store) UpdateCollection(ctx context.Context, userID int64, id string, i
 	err := s.db.withTx(ctx, func(tx *writeTx) error {
 		rowID, old, err := lockCollection(ctx, tx, userID, id)
 		if err != nil {
+			return err
+		}
+		if err := bumpUser(ctx, tx, userID, 0); err != nil {
 			return err
 		}
 		if in.Title != nil {
@@ -398,6 +438,9 @@ func (s *Store) DeleteCollection(ctx context.Context, userID int64, id string) e
 			return err
 		}
 		if err := tx.exec(ctx, qDeleteCollection, rowID); err != nil {
+			return err
+		}
+		if err := bumpUser(ctx, tx, userID, -1); err != nil {
 			return err
 		}
 		tally := map[string]int{}
