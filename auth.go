@@ -27,12 +27,11 @@ type authenticator struct {
 	// dummyHash is compared against when a login names no account, so an
 	// unknown name costs as much time as a wrong password.
 	dummyHash []byte
-	// hashSlots bounds the bcrypt computations running at once to the
-	// CPUs: more would only make every one of them slower, and a request
-	// whose client has gone never starts one.
-	hashSlots chan struct{}
-	now       func() time.Time
-	parser    *jwt.Parser
+	// hashing bounds the bcrypt computations running at once and sheds
+	// what cannot start soon.
+	hashing *hashSlots
+	now     func() time.Time
+	parser  *jwt.Parser
 
 	// verified remembers tokens whose signature checked out, with their
 	// subject and expiry, so a client's next request skips the HMAC and
@@ -72,7 +71,7 @@ func newAuthenticator(ctx context.Context, store *Store, secret string, ttl time
 		ttl:        ttl,
 		bcryptCost: bcryptCost,
 		dummyHash:  dummy,
-		hashSlots:  make(chan struct{}, runtime.NumCPU()),
+		hashing:    newHashSlots(runtime.NumCPU(), maxHashWait),
 		now:        time.Now,
 		verified:   map[string]verifiedToken{},
 	}
@@ -84,27 +83,11 @@ func newAuthenticator(ctx context.Context, store *Store, secret string, ttl time
 	return a, nil
 }
 
-// withHashSlot runs fn, a bcrypt computation, once a slot is free, or
-// returns ctx's error if the request ends first.
-func (a *authenticator) withHashSlot(ctx context.Context, fn func()) error {
-	select {
-	case a.hashSlots <- struct{}{}:
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-	defer func() { <-a.hashSlots }()
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	fn()
-	return nil
-}
-
 // hashPassword returns the bcrypt hash of password.
 func (a *authenticator) hashPassword(ctx context.Context, password string) (string, error) {
 	var hash []byte
 	var err error
-	if serr := a.withHashSlot(ctx, func() { hash, err = bcrypt.GenerateFromPassword([]byte(password), a.bcryptCost) }); serr != nil {
+	if serr := a.hashing.run(ctx, true, func() { hash, err = bcrypt.GenerateFromPassword([]byte(password), a.bcryptCost) }); serr != nil {
 		return "", serr
 	}
 	if err != nil {
@@ -121,7 +104,7 @@ func (a *authenticator) checkPassword(ctx context.Context, hash, password string
 		h = a.dummyHash
 	}
 	var err error
-	if serr := a.withHashSlot(ctx, func() { err = bcrypt.CompareHashAndPassword(h, []byte(password)) }); serr != nil {
+	if serr := a.hashing.run(ctx, false, func() { err = bcrypt.CompareHashAndPassword(h, []byte(password)) }); serr != nil {
 		return false, serr
 	}
 	return err == nil && hash != "", nil

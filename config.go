@@ -27,6 +27,15 @@ type config struct {
 	LogLevel             slog.Level
 	ShutdownTimeout      time.Duration
 	PprofAddr            string
+	Login                loginConfig
+}
+
+// loginConfig is the defence of register and login against guessing and
+// floods.
+type loginConfig struct {
+	MaxFailures int           // failed logins of one name that lock it; 0: never
+	Lockout     time.Duration // the failure window and the lock's length
+	RatePerIP   int           // register+login requests per address a minute; 0: no limit
 }
 
 // poolConfig sizes the database connection pool. SQLite always has one
@@ -68,6 +77,9 @@ func (c *config) settings() []setting {
 		{"DB_CONN_MAX_IDLE_TIME", "db-conn-max-idle-time", "5m", "PostgreSQL idle connection lifetime (a `duration`); 0: unlimited", nonNegativeDuration(&c.Pool.MaxIdleTime)},
 		{"LOG_LEVEL", "log-level", "info", "log `level`: debug, info, warn or error", logLevel(&c.LogLevel)},
 		{"PPROF_ADDR", "pprof-addr", "", "serve net/http/pprof on this `address` (keep it on loopback); none: off", str(&c.PprofAddr)},
+		{"LOGIN_MAX_FAILURES", "login-max-failures", "5", "failed logins of one username within LOGIN_LOCKOUT that lock it (a `number`); 0: no lock", intIn(&c.Login.MaxFailures, 0, 1000)},
+		{"LOGIN_LOCKOUT", "login-lockout", "15m", "the failure window and the lock's length (a `duration`)", positiveDuration(&c.Login.Lockout)},
+		{"AUTH_RATE_PER_IP", "auth-rate-per-ip", "60", "register and login requests one client address may make a minute (a `number`); 0: no limit", intIn(&c.Login.RatePerIP, 0, 1_000_000)},
 		{"SHUTDOWN_TIMEOUT", "shutdown-timeout", "30s", "how long shutdown waits for requests in flight (a `duration`)", positiveDuration(&c.ShutdownTimeout)},
 	}
 }

@@ -12,8 +12,9 @@ import (
 // counter counts every request the server receives. Counting is one
 // atomic add to one of several padded shards, so that cores do not fight
 // over one cache line; a background loop persists what was counted with
-// one atomic UPDATE … RETURNING per interval, which also brings in what
-// other processes sharing the database have persisted meanwhile.
+// one short transaction per interval (see Store.SyncRequests), which also
+// brings in what other processes sharing the database have persisted
+// meanwhile.
 //
 // Count = base + local, where local is every request this process has
 // counted (the shards' sum) and base is kept, under mu, to the database's
@@ -24,12 +25,20 @@ type counter struct {
 	store    counterStore
 	interval time.Duration // 0: persist on every request
 	logger   *slog.Logger
+	// process names this process's share of the persisted count.
+	process string
 
 	shards [counterShards]paddedInt64
 	base   atomic.Int64
 
 	mu        sync.Mutex // serialises flushes and resets
 	persisted int64      // how much of local the database holds
+
+	// writeThrough shares flushes between requests when every request
+	// persists its count (interval 0): each waits for a flush that began
+	// after it was counted, so its count is persisted when it goes on, yet
+	// a slow database queues one flush, not one per request.
+	writeThrough *freshRead[struct{}]
 
 	stop chan struct{}
 	done chan struct{}
@@ -47,13 +56,21 @@ type paddedInt64 struct {
 
 // counterStore persists the count; Store implements it.
 type counterStore interface {
-	AddRequests(ctx context.Context, delta int64) (int64, error)
-	ResetRequests(ctx context.Context) error
+	SyncRequests(ctx context.Context, process string, total int64) (int64, error)
+	ResetRequests(ctx context.Context, process string, total int64) error
+	ForgetRequestShare(ctx context.Context, process string) error
 }
 
 func newCounter(store counterStore, interval time.Duration, logger *slog.Logger) *counter {
-	return &counter{store: store, interval: interval, logger: logger}
+	c := &counter{store: store, interval: interval, logger: logger, process: newUUID()}
+	c.writeThrough = newFreshRead(func(ctx context.Context) (struct{}, error) { return struct{}{}, c.flush(ctx) })
+	return c
 }
+
+// writeThroughTimeout bounds how long a request waits for the flush of
+// its count when every request persists it: past that, the count stays
+// pending for the next flush, and the request goes on.
+const writeThroughTimeout = time.Second
 
 // add counts one request.
 func (c *counter) add() {
@@ -74,11 +91,11 @@ func (c *counter) local() int64 {
 func (c *counter) Start(ctx context.Context) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	total, err := c.store.AddRequests(ctx, 0)
+	c.persisted = c.local()
+	total, err := c.store.SyncRequests(ctx, c.process, c.persisted)
 	if err != nil {
 		return err
 	}
-	c.persisted = c.local()
 	c.base.Store(total - c.persisted)
 	if c.interval > 0 {
 		c.stop, c.done = make(chan struct{}), make(chan struct{})
@@ -116,7 +133,15 @@ func (c *counter) Stop(ctx context.Context) error {
 	}
 	for {
 		err := c.flush(ctx)
-		if err == nil || ctx.Err() != nil {
+		if err == nil {
+			// The share is no longer needed: every request it held is in
+			// the count. Left behind, it would only take a row.
+			if ferr := c.store.ForgetRequestShare(ctx, c.process); ferr != nil {
+				c.logger.Warn("forget request share failed", "err", ferr)
+			}
+			return nil
+		}
+		if ctx.Err() != nil {
 			return err
 		}
 		c.logger.Warn("persist request count failed; retrying", "err", err)
@@ -128,14 +153,15 @@ func (c *counter) Stop(ctx context.Context) error {
 	}
 }
 
-// flush persists what was counted since the last flush. On failure
-// nothing changes, so the same requests are persisted by a later flush,
-// once.
+// flush persists what was counted since the last flush. It sends this
+// process's whole total, which the store makes idempotent: a flush whose
+// outcome is unknown (an error after COMMIT was sent) is simply sent again
+// with a larger total by a later flush, and nothing is counted twice.
 func (c *counter) flush(ctx context.Context) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	local := c.local()
-	total, err := c.store.AddRequests(ctx, local-c.persisted)
+	total, err := c.store.SyncRequests(ctx, c.process, local)
 	if err != nil {
 		return err
 	}
@@ -154,11 +180,11 @@ func (c *counter) Count() int64 { return c.base.Load() + c.local() }
 func (c *counter) Reset(ctx context.Context) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if err := c.store.ResetRequests(ctx); err != nil {
-		return err
-	}
 	// Requests counted from here on are the new count's.
 	local := c.local()
+	if err := c.store.ResetRequests(ctx, c.process, local); err != nil {
+		return err
+	}
 	c.persisted = local
 	c.base.Store(-local)
 	return nil
@@ -173,9 +199,9 @@ func (c *counter) countRequest(ctx context.Context) {
 	}
 	// Not cancelled by a client that hangs up: a commit cut short could
 	// leave it unknown whether the count was written.
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), writeThroughTimeout)
 	defer cancel()
-	if err := c.flush(ctx); err != nil {
+	if _, err := c.writeThrough.get(ctx); err != nil {
 		c.logger.Warn("persist request count failed; will retry", "err", err)
 	}
 }

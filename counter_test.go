@@ -26,7 +26,7 @@ func (a *testApp) requestCount(token string) int64 {
 // persistedCount reads the count as stored in the database.
 func persistedCount(t testing.TB, s *Store) int64 {
 	t.Helper()
-	n, err := s.AddRequests(context.Background(), 0)
+	n, err := s.SyncRequests(context.Background(), "reader", 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -220,19 +220,55 @@ func testCounterSharedByTwoServers(t *testing.T, be backend) {
 	}
 }
 
-// flakyStore fails AddRequests while fail is set.
+// flakyStore fails SyncRequests while fail is set. With lostCommit set,
+// the write is made, but its answer lost, as when a connection dies while
+// COMMIT is in flight.
 type flakyStore struct {
 	*Store
-	fail  atomic.Bool
-	calls atomic.Int64
+	fail, lostCommit atomic.Bool
+	calls            atomic.Int64
 }
 
-func (f *flakyStore) AddRequests(ctx context.Context, delta int64) (int64, error) {
+func (f *flakyStore) SyncRequests(ctx context.Context, process string, total int64) (int64, error) {
 	f.calls.Add(1)
 	if f.fail.Load() {
 		return 0, errors.New("database is locked")
 	}
-	return f.Store.AddRequests(ctx, delta)
+	n, err := f.Store.SyncRequests(ctx, process, total)
+	if f.lostCommit.Load() {
+		return 0, errors.New("connection reset by peer")
+	}
+	return n, err
+}
+
+func TestCounterLostCommitCountsOnce(t *testing.T) { forEachBackend(t, testCounterLostCommitCountsOnce) }
+
+func testCounterLostCommitCountsOnce(t *testing.T, be backend) {
+	app := newTestApp(t, be.fresh(t))
+	flaky := &flakyStore{Store: app.store}
+	ctr := newCounter(flaky, time.Hour, testLogger())
+	ctx := context.Background()
+	if err := ctr.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	start := persistedCount(t, app.store)
+	for range 7 {
+		ctr.countRequest(ctx)
+	}
+	flaky.lostCommit.Store(true)
+	if err := ctr.flush(ctx); err == nil {
+		t.Fatal("flush reported success with its answer lost")
+	}
+	flaky.lostCommit.Store(false)
+	for range 3 {
+		ctr.countRequest(ctx)
+	}
+	if err := ctr.flush(ctx); err != nil { // sends the same requests again, and 3 more
+		t.Fatal(err)
+	}
+	if got, want := persistedCount(t, app.store), start+10; got != want {
+		t.Fatalf("persisted after a lost COMMIT answer: got %d, want %d (counted twice?)", got, want)
+	}
 }
 
 func TestCounterFailedFlushLosesNothing(t *testing.T) {

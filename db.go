@@ -93,6 +93,9 @@ type writeQuery int
 const (
 	qAddRequests writeQuery = iota
 	qResetRequests
+	qCounterShare
+	qSetCounterShare
+	qForgetCounterShare
 	qInsertUser
 	qInsertCollection
 	qInsertMovie
@@ -100,6 +103,9 @@ const (
 	qDropGenre
 	qCountCollection
 	qBumpUser
+	qLoginFailed
+	qSweepLoginFailures
+	qLoginSucceeded
 	qLockCollection
 	qMovieGenres
 	qSetTitle
@@ -115,6 +121,9 @@ const (
 var writeQueryText = [numWriteQueries]string{
 	qAddRequests:      `UPDATE request_counter SET value = value + $1 WHERE id = 1 RETURNING value`,
 	qResetRequests:    `UPDATE request_counter SET value = 0 WHERE id = 1`,
+	qCounterShare:       `SELECT total FROM counter_shares WHERE process = $1 FOR UPDATE`,
+	qSetCounterShare:    `INSERT INTO counter_shares (process, total) VALUES ($1, $2) ON CONFLICT (process) DO UPDATE SET total = excluded.total`,
+	qForgetCounterShare: `DELETE FROM counter_shares WHERE process = $1`,
 	qInsertUser:       `INSERT INTO users (uuid, username, password_hash) VALUES ($1, $2, $3)`,
 	qInsertCollection: `INSERT INTO collections (uuid, user_id, title, description) VALUES ($1, $2, $3, $4) RETURNING id`,
 	qInsertMovie:      `INSERT INTO collection_movies (collection_id, position, movie_uuid, title, description, genres) VALUES ($1, $2, $3, $4, $5, $6)`,

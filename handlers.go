@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
+	"time"
 )
 
 // Every handler of the API and the request and response types it speaks.
@@ -77,14 +78,31 @@ func (s *server) handleRegister(w http.ResponseWriter, r *http.Request) error {
 }
 
 // handleLogin serves POST /login/. An unknown name and a wrong password get
-// the same answer after the same work.
+// the same answer after the same work. A name with too many recent
+// failures is locked: 429, whatever the password.
 func (s *server) handleLogin(w http.ResponseWriter, r *http.Request) error {
 	in, err := decodeCredentials(w, r)
 	if err != nil {
 		return err
 	}
-	if hasNUL(in.Username) || hasNUL(in.Password) {
-		return newError(codeInvalid, "username and password must not contain the NUL character")
+	if hasNUL(in.Username) {
+		return invalidFields(map[string]string{"username": "must not contain the NUL character"})
+	}
+	if problems := validateCredentials(in.Username, in.Password); problems != nil {
+		if problems["password"] != "" {
+			return invalidFields(map[string]string{"password": problems["password"]})
+		}
+		// No account can have such a name.
+		return errBadCredentials
+	}
+	now := time.Now()
+	locked, failures, err := s.store.LoginLock(r.Context(), in.Username, now)
+	if err != nil {
+		return err
+	}
+	if locked > 0 {
+		return &apiError{Code: codeTooManyRequests, Message: "too many failed logins for this username: try again later",
+			RetryAfter: retryAfterSeconds(locked)}
 	}
 	u, err := s.store.UserByName(r.Context(), in.Username)
 	if err != nil && !errors.Is(err, errNotFound) {
@@ -95,7 +113,17 @@ func (s *server) handleLogin(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	if !ok {
+		if s.login.MaxFailures > 0 {
+			if err := s.store.LoginFailed(r.Context(), in.Username, now, s.login.MaxFailures, s.login.Lockout); err != nil {
+				return err
+			}
+		}
 		return errBadCredentials
+	}
+	if failures {
+		if err := s.store.LoginSucceeded(r.Context(), in.Username); err != nil {
+			return err
+		}
 	}
 	token, err := s.auth.issue(u.UUID)
 	if err != nil {

@@ -143,6 +143,8 @@ func newApp(ctx context.Context, cfg config, logger *slog.Logger) (*app, error) 
 		catalogue: cat,
 		publicURL: cfg.PublicURL,
 		cache:     newResponseCache(8 << 20),
+		login:     cfg.Login,
+		limiter:   newAddressLimiter(cfg.Login.RatePerIP, maxAddresses, time.Now),
 	}
 	a.handler = newServer(a.server)
 	return a, nil

@@ -27,6 +27,10 @@ type server struct {
 	mux       *http.ServeMux
 	// cache holds rendered collection reads; nil caches nothing.
 	cache *responseCache
+	login loginConfig
+	// limiter bounds register and login requests per client address;
+	// nil: no limit.
+	limiter *addressLimiter
 }
 
 // newServer returns the service's whole HTTP handler: the routes of
@@ -47,8 +51,8 @@ func (s *server) uncounted() http.Handler {
 // addRoutes lists the whole API. Each path answers with and without its
 // final slash; protected routes need a bearer token.
 func (s *server) addRoutes() {
-	s.handle("POST /register/", s.public(s.handleRegister))
-	s.handle("POST /login/", s.public(s.handleLogin))
+	s.handle("POST /register/", s.public(s.rateLimited(s.handleRegister)))
+	s.handle("POST /login/", s.public(s.rateLimited(s.handleLogin)))
 	s.handle("GET /healthz/", s.public(s.handleHealthz))
 
 	s.handle("GET /movies/", s.protected(s.handleMovies))
@@ -136,6 +140,18 @@ func (s *server) public(h handlerFunc) http.Handler {
 			s.writeError(w, r, err)
 		}
 	})
+}
+
+// rateLimited refuses a request with 429 when its client address has used
+// its allowance.
+func (s *server) rateLimited(h handlerFunc) handlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		if ok, wait := s.limiter.allow(clientAddress(r)); !ok {
+			return &apiError{Code: codeTooManyRequests, Message: "too many requests from this address: try again later",
+				RetryAfter: retryAfterSeconds(wait)}
+		}
+		return h(w, r)
+	}
 }
 
 // protected adapts a handler that needs a valid bearer token of an

@@ -82,6 +82,15 @@ CREATE TABLE login_failures (
     locked_until INTEGER NOT NULL
 );
 
+-- Each running process's share of the request count: the total it had
+-- persisted so far. A flush sends its new total; the difference is added
+-- to the count in the same transaction, so a flush sent twice (a COMMIT
+-- whose answer was lost, then retried) adds nothing the second time.
+CREATE TABLE counter_shares (
+    process TEXT    PRIMARY KEY,
+    total   INTEGER NOT NULL
+);
+
 -- The favourite genres are the top three of this index: reading them
 -- never scans all of a user's genres.
 CREATE INDEX user_genres_top ON user_genres (user_id, n DESC, genre);

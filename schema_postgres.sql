@@ -67,5 +67,10 @@ CREATE TABLE login_failures (
     locked_until BIGINT  NOT NULL
 );
 
+CREATE TABLE counter_shares (
+    process TEXT   PRIMARY KEY,
+    total   BIGINT NOT NULL
+);
+
 -- In byte order, as the top-three query and Go compare genre names.
 CREATE INDEX user_genres_top ON user_genres (user_id, n DESC, genre COLLATE "C");

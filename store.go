@@ -5,7 +5,9 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"slices"
+	"time"
 )
 
 // Errors the store returns for conditions the caller answers as 4xx.
@@ -145,29 +147,53 @@ func (s *Store) Setting(ctx context.Context, key, fallback string) (string, erro
 	return v, nil
 }
 
-// AddRequests adds delta to the persisted request count in one atomic
-// statement and returns the new total.
-//
-// It runs in an explicit transaction so that an error means the change
-// was not made: a statement cut short by its context after it ran, but
-// outside a transaction, would leave the caller unable to tell, and
-// retrying would count the same requests twice.
-func (s *Store) AddRequests(ctx context.Context, delta int64) (int64, error) {
-	var total int64
+// SyncRequests records that process has counted total requests since it
+// started, adds what of them the database did not hold yet to the
+// persisted count, and returns that count. It is idempotent: the same
+// total sent twice (a COMMIT whose answer was lost, then retried) adds
+// nothing the second time. The share's row is locked first (PostgreSQL),
+// so a retry waits for a COMMIT still in flight instead of racing it.
+func (s *Store) SyncRequests(ctx context.Context, process string, total int64) (int64, error) {
+	var count int64
 	err := s.db.withTx(ctx, func(tx *writeTx) error {
-		return tx.queryRow(ctx, qAddRequests, delta).Scan(&total)
+		var held int64
+		if err := tx.queryRow(ctx, qCounterShare, process).Scan(&held); err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return err
+		}
+		if err := tx.queryRow(ctx, qAddRequests, max(total-held, 0)).Scan(&count); err != nil {
+			return err
+		}
+		if total == held {
+			return nil
+		}
+		return tx.exec(ctx, qSetCounterShare, process, total)
 	})
 	if err != nil {
-		return 0, fmt.Errorf("add requests: %w", err)
+		return 0, fmt.Errorf("persist request count: %w", err)
 	}
-	return total, nil
+	return count, nil
 }
 
-// ResetRequests sets the persisted request count to zero.
-func (s *Store) ResetRequests(ctx context.Context) error {
-	err := s.db.withTx(ctx, func(tx *writeTx) error { return tx.exec(ctx, qResetRequests) })
+// ResetRequests sets the persisted request count to zero and process's
+// share to total: what process counted so far is not counted again.
+func (s *Store) ResetRequests(ctx context.Context, process string, total int64) error {
+	err := s.db.withTx(ctx, func(tx *writeTx) error {
+		if err := tx.exec(ctx, qResetRequests); err != nil {
+			return err
+		}
+		return tx.exec(ctx, qSetCounterShare, process, total)
+	})
 	if err != nil {
 		return fmt.Errorf("reset requests: %w", err)
+	}
+	return nil
+}
+
+// ForgetRequestShare drops process's share, once it has stopped counting.
+func (s *Store) ForgetRequestShare(ctx context.Context, process string) error {
+	err := s.db.withTx(ctx, func(tx *writeTx) error { return tx.exec(ctx, qForgetCounterShare, process) })
+	if err != nil {
+		return fmt.Errorf("forget request share: %w", err)
 	}
 	return nil
 }
@@ -451,4 +477,51 @@ func (s *Store) DeleteCollection(ctx context.Context, userID int64, id string) e
 		err = fmt.Errorf("delete collection: %w", err)
 	}
 	return err
+}
+
+// LoginLock returns how long the lock on username (any letter case) has
+// left, 0 when there is none, and whether failed logins are on record.
+func (s *Store) LoginLock(ctx context.Context, username string, now time.Time) (left time.Duration, failures bool, err error) {
+	st, err := s.db.readStmt(ctx, `SELECT locked_until FROM login_failures WHERE username = $1`)
+	if err != nil {
+		return 0, false, fmt.Errorf("read login lock: %w", err)
+	}
+	var until int64
+	err = st.QueryRowContext(ctx, asciiLower(username)).Scan(&until)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, false, nil
+	}
+	if err != nil {
+		return 0, false, fmt.Errorf("read login lock: %w", err)
+	}
+	return max(time.Unix(until, 0).Sub(now), 0), true, nil
+}
+
+// LoginFailed records a failed login of username. The maxFailures-th
+// failure within window of the first locks the name for window. Rows of
+// windows long past are swept now and then, a few at a time.
+func (s *Store) LoginFailed(ctx context.Context, username string, now time.Time, maxFailures int, window time.Duration) error {
+	secs := int64(window / time.Second)
+	err := s.db.withTx(ctx, func(tx *writeTx) error {
+		if err := tx.exec(ctx, qLoginFailed, asciiLower(username), now.Unix(), maxFailures, secs); err != nil {
+			return err
+		}
+		if rand.N(100) == 0 {
+			return tx.exec(ctx, qSweepLoginFailures, now.Unix()-secs)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("record failed login: %w", err)
+	}
+	return nil
+}
+
+// LoginSucceeded forgets the failed logins of username.
+func (s *Store) LoginSucceeded(ctx context.Context, username string) error {
+	err := s.db.withTx(ctx, func(tx *writeTx) error { return tx.exec(ctx, qLoginSucceeded, asciiLower(username)) })
+	if err != nil {
+		return fmt.Errorf("forget failed logins: %w", err)
+	}
+	return nil
 }
