@@ -241,7 +241,9 @@ func (f *flakyStore) SyncRequests(ctx context.Context, process string, total int
 	return n, err
 }
 
-func TestCounterLostCommitCountsOnce(t *testing.T) { forEachBackend(t, testCounterLostCommitCountsOnce) }
+func TestCounterLostCommitCountsOnce(t *testing.T) {
+	forEachBackend(t, testCounterLostCommitCountsOnce)
+}
 
 func testCounterLostCommitCountsOnce(t *testing.T, be backend) {
 	app := newTestApp(t, be.fresh(t))

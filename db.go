@@ -119,16 +119,16 @@ const (
 // writeQueryText is the SQL of each writeQuery. " FOR UPDATE" is dropped
 // where the dialect does not lock rows.
 var writeQueryText = [numWriteQueries]string{
-	qAddRequests:      `UPDATE request_counter SET value = value + $1 WHERE id = 1 RETURNING value`,
-	qResetRequests:    `UPDATE request_counter SET value = 0 WHERE id = 1`,
+	qAddRequests:        `UPDATE request_counter SET value = value + $1 WHERE id = 1 RETURNING value`,
+	qResetRequests:      `UPDATE request_counter SET value = 0 WHERE id = 1`,
 	qCounterShare:       `SELECT total FROM counter_shares WHERE process = $1 FOR UPDATE`,
 	qSetCounterShare:    `INSERT INTO counter_shares (process, total) VALUES ($1, $2) ON CONFLICT (process) DO UPDATE SET total = excluded.total`,
 	qForgetCounterShare: `DELETE FROM counter_shares WHERE process = $1`,
-	qInsertUser:       `INSERT INTO users (uuid, username, password_hash) VALUES ($1, $2, $3)`,
-	qInsertCollection: `INSERT INTO collections (uuid, user_id, title, description) VALUES ($1, $2, $3, $4) RETURNING id`,
-	qInsertMovie:      `INSERT INTO collection_movies (collection_id, position, movie_uuid, title, description, genres) VALUES ($1, $2, $3, $4, $5, $6)`,
-	qAddGenre:         `INSERT INTO user_genres (user_id, genre, n) VALUES ($1, $2, $3) ON CONFLICT (user_id, genre) DO UPDATE SET n = user_genres.n + excluded.n`,
-	qDropGenre:        `DELETE FROM user_genres WHERE user_id = $1 AND genre = $2 AND n <= 0`,
+	qInsertUser:         `INSERT INTO users (uuid, username, password_hash) VALUES ($1, $2, $3)`,
+	qInsertCollection:   `INSERT INTO collections (uuid, user_id, title, description) VALUES ($1, $2, $3, $4) RETURNING id`,
+	qInsertMovie:        `INSERT INTO collection_movies (collection_id, position, movie_uuid, title, description, genres) VALUES ($1, $2, $3, $4, $5, $6)`,
+	qAddGenre:           `INSERT INTO user_genres (user_id, genre, n) VALUES ($1, $2, $3) ON CONFLICT (user_id, genre) DO UPDATE SET n = user_genres.n + excluded.n`,
+	qDropGenre:          `DELETE FROM user_genres WHERE user_id = $1 AND genre = $2 AND n <= 0`,
 	// qCountCollection counts one more collection for the user, unless
 	// that would pass the limit ($2): then it matches no row. It locks
 	// the user's row (PostgreSQL), so the user's creates take turns.
