@@ -62,13 +62,24 @@ cleanup() {
 }
 
 # free_port prints a loopback port that nothing listens on and that this
-# script has not handed out yet.
+# script has not handed out yet. It draws below the range the kernel hands
+# out to outgoing connections (ip_local_port_range): a listener cannot bind
+# a port that a finished connection still holds in TIME-WAIT, and a load
+# test leaves thousands of those.
 used_ports=" "
 free_port() {
-  local p
+  local p lo=32768 first=20000 span=40000
+  read -r lo _ 2>/dev/null </proc/sys/net/ipv4/ip_local_port_range || true
+  if ((lo > 11024)); then
+    first=10000
+    span=$((lo - first))
+  fi
   for _ in $(seq 200); do
-    p=$((20000 + RANDOM % 40000))
+    p=$((first + RANDOM % span))
     [[ $used_ports == *" $p "* ]] && continue
+    if command -v ss >/dev/null && [[ -n $(ss -Htan "( sport = :$p )" 2>/dev/null) ]]; then
+      continue
+    fi
     if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
       used_ports+="$p "
       echo "$p"
