@@ -28,91 +28,12 @@ duration=${BENCH_DURATION:-5s}
 profile=${BENCH_PROFILE:-0}
 wrk_args=(-t2 "-d$duration" --timeout 10s --latency)
 
-log() { printf '== %s\n' "$*" >&2; }
-die() { printf 'bench: %s\n' "$*" >&2; exit 1; }
+# shellcheck source=bench/lib.sh
+source "$bench/lib.sh"
 
-# --- tools ---------------------------------------------------------------
-
-missing=()
-command -v wrk >/dev/null || missing+=(wrk)
-command -v curl >/dev/null || missing+=(curl)
-if ((${#missing[@]})); then
-  log "installing ${missing[*]}"
-  sudo=()
-  if ((EUID != 0)); then
-    command -v sudo >/dev/null || die "need root (or sudo) to install ${missing[*]}"
-    sudo=(sudo)
-  fi
-  "${sudo[@]}" apt-get update
-  "${sudo[@]}" apt-get install -y "${missing[@]}"
-fi
-command -v go >/dev/null || die "go is not on PATH"
-
-# --- processes and cleanup -----------------------------------------------
-
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/movies-bench.XXXXXX")
-pids=()        # every background process started here
+need_tools
+start_cleanup movies-bench
 server_pid=""
-
-cleanup() {
-  local status=$?
-  trap - EXIT INT TERM
-  local pid
-  for pid in "${pids[@]}"; do
-    kill -TERM "$pid" 2>/dev/null || true
-  done
-  # The server shuts down gracefully on SIGTERM; give it a few seconds.
-  for _ in $(seq 50); do
-    local alive=0
-    for pid in "${pids[@]}"; do
-      kill -0 "$pid" 2>/dev/null && alive=1
-    done
-    ((alive)) || break
-    sleep 0.1
-  done
-  for pid in "${pids[@]}"; do
-    kill -KILL "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-  done
-  rm -rf "$tmp"
-  exit "$status"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-# free_port prints a loopback port that nothing listens on and that this
-# script has not handed out yet.
-used_ports=" "
-free_port() {
-  local p
-  for _ in $(seq 200); do
-    p=$((20000 + RANDOM % 40000))
-    [[ $used_ports == *" $p "* ]] && continue
-    if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
-      used_ports+="$p "
-      echo "$p"
-      return
-    fi
-  done
-  die "no free loopback port found"
-}
-
-# wait_http URL PID LOG [STATUS]: wait until URL answers (with STATUS when
-# given, any status otherwise) while PID is alive; on failure show LOG.
-wait_http() {
-  local url=$1 pid=$2 logfile=$3 want=${4:-} code
-  for _ in $(seq 200); do
-    kill -0 "$pid" 2>/dev/null || { tail -n 20 "$logfile" >&2; die "process for $url exited"; }
-    code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 1 "$url" || true)
-    if [[ $code != 000 && ( -z $want || $code == "$want" ) ]]; then
-      return
-    fi
-    sleep 0.1
-  done
-  tail -n 20 "$logfile" >&2
-  die "$url did not answer ${want:-at all} within 20s (last status $code)"
-}
 
 # --- build ----------------------------------------------------------------
 
@@ -212,30 +133,6 @@ if [[ $profile == 1 ]]; then
   rm -f "$out"/*.cpu.pprof
 fi
 
-# parse FILE: print "req/s p50_ms p99_ms non2xx socket_errors requests"
-# from wrk's output.
-parse() {
-  awk '
-    function ms(v, n) {
-      n = v + 0
-      if (v ~ /us$/) return n / 1000
-      if (v ~ /ms$/) return n
-      if (v ~ /s$/) return n * 1000
-      if (v ~ /m$/) return n * 60000
-      if (v ~ /h$/) return n * 3600000
-      return n
-    }
-    /^Requests\/sec:/ { rps = $2 }
-    /Latency Distribution/ { dist = 1 }
-    dist && $1 == "50%" { p50 = ms($2) }
-    dist && $1 == "99%" { p99 = ms($2) }
-    /Non-2xx or 3xx responses:/ { non2xx = $NF }
-    /Socket errors:/ { gsub(/,/, ""); errs = $4 + $6 + $8 + $10 }
-    / requests in / { total = $1 }
-    END { printf "%s %s %s %d %d %d\n", rps + 0, p50 + 0, p99 + 0, non2xx, errs, total }
-  ' "$1"
-}
-
 # run_wrk FILE URL TAG [wrk options...]: one wrk run, its output kept in
 # FILE. TAG is passed to the script (register.lua makes names unique with it).
 run_wrk() {
@@ -330,18 +227,9 @@ log_lines=$(wc -l <"$tmp/server.log")
 grep -v '"level":"INFO"' "$tmp/server.log" | head -n 200 >"$out/server-warnings.log" || true
 warnings=$(grep -vc '"level":"INFO"' "$tmp/server.log" || true)
 
-commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
-if [[ -n $(git status --porcelain --untracked-files=no 2>/dev/null) ]]; then
-  commit+=" + uncommitted changes"
-fi
+commit=$(commit_name)
 cpu=$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo 2>/dev/null || true)
-passed=()
-for v in COUNTER_FLUSH_INTERVAL DB_MAX_OPEN_CONNS DB_MAX_IDLE_CONNS DB_CONN_MAX_LIFETIME \
-  DB_CONN_MAX_IDLE_TIME TOKEN_TTL MOVIES_API_TIMEOUT MOVIES_API_MAX_ATTEMPTS SHUTDOWN_TIMEOUT JWT_SECRET; do
-  if [[ -n ${!v:-} ]]; then
-    if [[ $v == JWT_SECRET ]]; then passed+=("JWT_SECRET (set)"); else passed+=("$v=${!v}"); fi
-  fi
-done
+passed_settings
 
 {
   echo "Benchmark of $commit on $(date -u +%Y-%m-%dT%H:%MZ): $(nproc) CPUs${cpu:+ ($cpu)}, server and wrk on the same machine."
