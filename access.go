@@ -1,6 +1,10 @@
 package main
 
-import "net/http"
+import (
+	"log/slog"
+	"net/http"
+	"time"
+)
 
 // accessRecorder is the ResponseWriter that the access log and the
 // metrics read: it remembers the final status a handler wrote and counts
@@ -53,4 +57,18 @@ func (ar *accessRecorder) code() int {
 		return http.StatusOK
 	}
 	return ar.status
+}
+
+// logAccess writes the one log line of a finished request: method, route
+// (routeLabel of the pattern that matched), path, status, duration and
+// body bytes. The request ID comes from r's context through the
+// withRequestID log handler, like every other line of the request.
+func logAccess(logger *slog.Logger, r *http.Request, ar *accessRecorder, d time.Duration) {
+	logger.LogAttrs(r.Context(), slog.LevelInfo, "request",
+		slog.String("method", r.Method),
+		slog.String("route", routeLabel(r.Pattern)),
+		slog.String("path", r.URL.Path),
+		slog.Int("status", ar.code()),
+		slog.Float64("duration_ms", float64(d.Microseconds())/1000),
+		slog.Int64("bytes", ar.bytes))
 }

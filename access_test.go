@@ -1,9 +1,12 @@
 package main
 
 import (
+	"bytes"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"testing"
+	"time"
 )
 
 func TestAccessRecorder(t *testing.T) {
@@ -59,5 +62,47 @@ func TestAccessRecorderSharedAndUnwrapped(t *testing.T) {
 	}
 	if !rec.Flushed {
 		t.Fatal("Flush did not reach the wrapped writer")
+	}
+}
+
+func TestAccessLogLine(t *testing.T) {
+	var buf bytes.Buffer
+	logger := slog.New(withRequestID(slog.NewJSONHandler(&buf, nil)))
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /collection/{id}/{$}", func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusNotFound)
+		w.Write([]byte(`{"no":"such"}`))
+	})
+	// An access log as the server would wrap it, inside the request ID.
+	h := requestIDMiddleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		ar := recordAccess(w)
+		mux.ServeHTTP(ar, r)
+		logAccess(logger, r, ar, time.Since(start))
+	}))
+	r := httptest.NewRequest("GET", "/collection/0b6f7c1e-8a5e-4a4e-9e51-3c9d1f1b8a77/", nil)
+	r.Header.Set("X-Request-ID", "req-42")
+	h.ServeHTTP(httptest.NewRecorder(), r)
+
+	lines := logLines(t, &buf)
+	if len(lines) != 1 {
+		t.Fatalf("got %d log lines, want 1:\n%s", len(lines), buf.String())
+	}
+	l := lines[0]
+	for key, want := range map[string]any{
+		"msg":        "request",
+		"request_id": "req-42",
+		"method":     "GET",
+		"route":      "GET /collection/{id}/",
+		"path":       "/collection/0b6f7c1e-8a5e-4a4e-9e51-3c9d1f1b8a77/",
+		"status":     float64(404),
+		"bytes":      float64(len(`{"no":"such"}`)),
+	} {
+		if got := l[key]; got != want {
+			t.Errorf("%s: got %v, want %v", key, got, want)
+		}
+	}
+	if d, ok := l["duration_ms"].(float64); !ok || d < 0 {
+		t.Errorf("duration_ms: got %v, want a duration", l["duration_ms"])
 	}
 }
