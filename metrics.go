@@ -67,9 +67,11 @@ type requestSeries struct {
 var durationBuckets = []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30}
 
 // catalogueOutcomes are the values of catalogue_attempts_total's outcome
-// label: "ok", or attemptFailure's class. Anything else counts as "other",
-// so the label's values stay this fixed set.
-var catalogueOutcomes = []string{"ok", "status", "timeout", "network", "invalid_body", "error_body", "request", "other"}
+// label: "ok"; attemptFailure's class; or "cancelled", an attempt cut
+// short because nobody waited for it any more, which says nothing about
+// the catalogue. Anything else counts as "other", so the label's values
+// stay this fixed set.
+var catalogueOutcomes = []string{"ok", "status", "timeout", "network", "invalid_body", "error_body", "request", "cancelled", "other"}
 
 // newMetrics returns the service's metrics with the Go runtime, process
 // and build collectors registered. Pools and the request count are added
@@ -264,8 +266,8 @@ func routeLabel(pattern string) string {
 	return method + " " + path
 }
 
-// catalogueAttempt counts one catalogue attempt by its outcome: "ok", or
-// the failed attempt's class (attemptFailure.class).
+// catalogueAttempt counts one catalogue attempt by its outcome: "ok", the
+// failed attempt's class (attemptFailure.class), or "cancelled".
 func (m *metrics) catalogueAttempt(outcome string) {
 	if m == nil {
 		return

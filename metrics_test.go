@@ -290,6 +290,7 @@ func TestMetricsOperationalSeries(t *testing.T) {
 		{"catalogue_attempts_total", map[string]string{"outcome": "timeout"}, 2},
 		{"catalogue_attempts_total", map[string]string{"outcome": "network"}, 0},
 		{"catalogue_attempts_total", map[string]string{"outcome": "other"}, 1},
+		{"catalogue_attempts_total", map[string]string{"outcome": "cancelled"}, 0},
 		{"catalogue_retries_total", nil, 1},
 		{"catalogue_shared_calls_total", nil, 2},
 		{"catalogue_stale_pages_served_total", nil, 1},
