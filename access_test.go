@@ -1,0 +1,108 @@
+package main
+
+import (
+	"bytes"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+)
+
+func TestAccessRecorder(t *testing.T) {
+	tests := []struct {
+		name      string
+		handler   func(w http.ResponseWriter)
+		wantCode  int
+		wantBytes int64
+	}{
+		{"nothing written", func(w http.ResponseWriter) {}, 200, 0},
+		{"body only", func(w http.ResponseWriter) { w.Write([]byte("hello")) }, 200, 5},
+		{"status and body", func(w http.ResponseWriter) {
+			w.WriteHeader(http.StatusCreated)
+			w.Write([]byte("he"))
+			w.Write([]byte("llo"))
+		}, 201, 5},
+		{"no body", func(w http.ResponseWriter) { w.WriteHeader(http.StatusNoContent) }, 204, 0},
+		{"second status ignored", func(w http.ResponseWriter) {
+			w.WriteHeader(http.StatusNotFound)
+			w.WriteHeader(http.StatusOK)
+		}, 404, 0},
+		{"early hints are not the status", func(w http.ResponseWriter) {
+			w.WriteHeader(http.StatusEarlyHints)
+			w.WriteHeader(http.StatusAccepted)
+		}, 202, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rec := httptest.NewRecorder()
+			ar := recordAccess(rec)
+			tt.handler(ar)
+			if got := ar.code(); got != tt.wantCode {
+				t.Fatalf("code: got %d, want %d", got, tt.wantCode)
+			}
+			if ar.bytes != tt.wantBytes {
+				t.Fatalf("bytes: got %d, want %d", ar.bytes, tt.wantBytes)
+			}
+			if got := int64(rec.Body.Len()); got != tt.wantBytes {
+				t.Fatalf("bytes the client got: %d, want %d", got, tt.wantBytes)
+			}
+		})
+	}
+}
+
+func TestAccessRecorderSharedAndUnwrapped(t *testing.T) {
+	rec := httptest.NewRecorder()
+	ar := recordAccess(rec)
+	if recordAccess(ar) != ar {
+		t.Fatal("a recorder of a recorder: want the same one, so a response is wrapped once")
+	}
+	if err := http.NewResponseController(ar).Flush(); err != nil {
+		t.Fatalf("Flush through the recorder: %v", err)
+	}
+	if !rec.Flushed {
+		t.Fatal("Flush did not reach the wrapped writer")
+	}
+}
+
+func TestAccessLogLine(t *testing.T) {
+	var buf bytes.Buffer
+	logger := slog.New(withRequestID(slog.NewJSONHandler(&buf, nil)))
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /collection/{id}/{$}", func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusNotFound)
+		w.Write([]byte(`{"no":"such"}`))
+	})
+	// An access log as the server would wrap it, inside the request ID.
+	h := requestIDMiddleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		ar := recordAccess(w)
+		mux.ServeHTTP(ar, r)
+		logAccess(logger, r, ar, time.Since(start))
+	}))
+	r := httptest.NewRequest("GET", "/collection/0b6f7c1e-8a5e-4a4e-9e51-3c9d1f1b8a77/", nil)
+	r.Header.Set("X-Request-ID", "req-42")
+	h.ServeHTTP(httptest.NewRecorder(), r)
+
+	lines := logLines(t, &buf)
+	if len(lines) != 1 {
+		t.Fatalf("got %d log lines, want 1:\n%s", len(lines), buf.String())
+	}
+	l := lines[0]
+	for key, want := range map[string]any{
+		"msg":        "request",
+		"request_id": "req-42",
+		"method":     "GET",
+		"route":      "GET /collection/{id}/",
+		"path":       "/collection/0b6f7c1e-8a5e-4a4e-9e51-3c9d1f1b8a77/",
+		"status":     float64(404),
+		"bytes":      float64(len(`{"no":"such"}`)),
+	} {
+		if got := l[key]; got != want {
+			t.Errorf("%s: got %v, want %v", key, got, want)
+		}
+	}
+	if d, ok := l["duration_ms"].(float64); !ok || d < 0 {
+		t.Errorf("duration_ms: got %v, want a duration", l["duration_ms"])
+	}
+}

@@ -1,0 +1,371 @@
+package main
+
+import (
+	"database/sql"
+	"maps"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+)
+
+// metrics holds the service's Prometheus metrics, on a registry of its
+// own rather than the global default, so that what /metrics shows is
+// exactly what is registered here and tests can build as many as they like.
+//
+// Every method is safe on a nil *metrics and then does nothing: code paths
+// and tests without metrics need no checks.
+type metrics struct {
+	reg *prometheus.Registry
+
+	requests *prometheus.CounterVec   // method, route, code
+	duration *prometheus.HistogramVec // route
+
+	catalogueAttempts map[string]prometheus.Counter // by outcome, fixed at construction
+	catalogueRetries  prometheus.Counter
+	sharedCalls       prometheus.Counter
+	stalePages        prometheus.Counter
+	breaker           prometheus.Gauge
+	flushFailures     prometheus.Counter
+	lockouts          prometheus.Counter
+	rateLimits        *prometheus.CounterVec // limit
+
+	// series caches the request metrics of each (method, pattern, code)
+	// seen so far. Reads are one map lookup without a lock; a new
+	// combination copies the map under seriesMu. There are few
+	// combinations (known methods × registered patterns × status codes)
+	// and all appear within minutes, so the copies stop early.
+	series   atomic.Pointer[map[requestKey]requestSeries]
+	seriesMu sync.Mutex
+
+	dbsMu sync.Mutex
+	dbs   map[*sql.DB]string // pools registered, by their name
+}
+
+// requestKey is what one request's metrics are labelled by, before the
+// pattern is turned into its route label.
+type requestKey struct {
+	method  string // methodLabel's result
+	pattern string // r.Pattern as ServeMux set it; "" when nothing matched
+	code    int
+}
+
+// requestSeries are the metrics of one requestKey, resolved once.
+type requestSeries struct {
+	count    prometheus.Counter
+	duration prometheus.Observer
+}
+
+// durationBuckets (seconds) span a cached collection read (well under a
+// millisecond) to a /movies/ request that retries a slow catalogue for
+// tens of seconds.
+var durationBuckets = []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30}
+
+// catalogueOutcomes are the values of catalogue_attempts_total's outcome
+// label: "ok"; attemptFailure's class; or "cancelled", an attempt cut
+// short because nobody waited for it any more, which says nothing about
+// the catalogue. Anything else counts as "other", so the label's values
+// stay this fixed set.
+var catalogueOutcomes = []string{"ok", "status", "timeout", "network", "invalid_body", "error_body", "request", "cancelled", "other"}
+
+// newMetrics returns the service's metrics with the Go runtime, process
+// and build collectors registered. Pools and the request count are added
+// by registerDB and registerCounter once they exist.
+func newMetrics() *metrics {
+	m := &metrics{
+		reg: prometheus.NewRegistry(),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "http_requests_total",
+			Help: "HTTP requests answered by the API, by method, route pattern and status code.",
+		}, []string{"method", "route", "code"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "http_request_duration_seconds",
+			Help:    "Time to answer an API request, by route pattern.",
+			Buckets: durationBuckets,
+		}, []string{"route"}),
+		catalogueRetries: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "catalogue_retries_total",
+			Help: "Catalogue attempts made after a failed one.",
+		}),
+		sharedCalls: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "catalogue_shared_calls_total",
+			Help: "Requests for a catalogue page that joined a call already in flight instead of making their own.",
+		}),
+		stalePages: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "catalogue_stale_pages_served_total",
+			Help: "Remembered catalogue pages served because the catalogue failed or counted as down.",
+		}),
+		breaker: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "catalogue_breaker_state",
+			Help: "The catalogue circuit breaker: 0 closed, 1 open, 2 half-open.",
+		}),
+		flushFailures: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "request_counter_flush_failures_total",
+			Help: "Failed attempts to persist the request count; the count stays pending and goes with a later one.",
+		}),
+		lockouts: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "login_lockouts_total",
+			Help: "Usernames locked after too many failed logins.",
+		}),
+		rateLimits: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "rate_limited_requests_total",
+			Help: "Requests refused with 429 by a rate limit, by limit.",
+		}, []string{"limit"}),
+		dbs: map[*sql.DB]string{},
+	}
+	attempts := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "catalogue_attempts_total",
+		Help: "Catalogue attempts, by outcome: ok, or why the attempt failed.",
+	}, []string{"outcome"})
+	// Every outcome is resolved now, so each series exists (at 0) from
+	// the first scrape and rate() sees its first increase.
+	m.catalogueAttempts = make(map[string]prometheus.Counter, len(catalogueOutcomes))
+	for _, o := range catalogueOutcomes {
+		m.catalogueAttempts[o] = attempts.WithLabelValues(o)
+	}
+	m.series.Store(&map[requestKey]requestSeries{})
+
+	m.reg.MustRegister(
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		collectors.NewBuildInfoCollector(),
+		m.requests, m.duration, attempts, m.catalogueRetries, m.sharedCalls,
+		m.stalePages, m.breaker, m.flushFailures, m.lockouts, m.rateLimits,
+	)
+	return m
+}
+
+// middleware records each request's method, route pattern, status code
+// and duration once next has answered it.
+//
+// It reads the route from r.Pattern after next returns: ServeMux sets it
+// on the very request it is given, so next must pass this r on to the mux
+// rather than a copy (r.WithContext makes one; requestIDMiddleware copies
+// the pattern back for this reason). A request nothing matched is counted
+// as route "unmatched".
+//
+// A panic in next is counted as a 500 when no status was written yet,
+// which is what a recovering middleware outside this one answers; the
+// panic goes on unchanged.
+func (m *metrics) middleware(next http.Handler) http.Handler {
+	if m == nil {
+		return next
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		ar := recordAccess(w)
+		returned := false
+		defer func() {
+			code := ar.code()
+			if !returned && ar.status == 0 {
+				code = http.StatusInternalServerError
+			}
+			m.observe(r.Method, r.Pattern, code, time.Since(start))
+		}()
+		next.ServeHTTP(ar, r)
+		returned = true
+	})
+}
+
+// observe records one answered request: for a middleware of the lead's own
+// that already has the status and duration (an access log, say), so that
+// the response is wrapped only once.
+func (m *metrics) observe(method, pattern string, code int, d time.Duration) {
+	if m == nil {
+		return
+	}
+	s := m.seriesFor(requestKey{method: methodLabel(method), pattern: pattern, code: code})
+	s.count.Inc()
+	s.duration.Observe(d.Seconds())
+}
+
+// seriesFor returns the metrics of k, resolving them on first use.
+func (m *metrics) seriesFor(k requestKey) requestSeries {
+	if s, ok := (*m.series.Load())[k]; ok {
+		return s
+	}
+	m.seriesMu.Lock()
+	defer m.seriesMu.Unlock()
+	old := *m.series.Load()
+	if s, ok := old[k]; ok {
+		return s
+	}
+	route := routeLabel(k.pattern)
+	s := requestSeries{
+		count:    m.requests.WithLabelValues(k.method, route, strconv.Itoa(k.code)),
+		duration: m.duration.WithLabelValues(route),
+	}
+	next := maps.Clone(old)
+	next[k] = s
+	m.series.Store(&next)
+	return s
+}
+
+// methodLabel returns the method label of a request: a method HTTP
+// defines, else "OTHER", so that a client inventing methods cannot add
+// series without end.
+func methodLabel(method string) string {
+	switch method {
+	case http.MethodGet:
+		return http.MethodGet
+	case http.MethodHead:
+		return http.MethodHead
+	case http.MethodPost:
+		return http.MethodPost
+	case http.MethodPut:
+		return http.MethodPut
+	case http.MethodPatch:
+		return http.MethodPatch
+	case http.MethodDelete:
+		return http.MethodDelete
+	case http.MethodOptions:
+		return http.MethodOptions
+	case http.MethodConnect:
+		return http.MethodConnect
+	case http.MethodTrace:
+		return http.MethodTrace
+	}
+	return "OTHER"
+}
+
+// unmatchedRoute is the route label of a request no pattern matched (a
+// 404 or 405 from the router), whatever its path.
+const unmatchedRoute = "unmatched"
+
+// bareRoutes are the paths SPEC.md writes without a final slash; they are
+// registered only in that form.
+var bareRoutes = map[string]bool{"/healthz": true, "/readyz": true, "/openapi.json": true, "/docs": true}
+
+// routeLabel turns a ServeMux pattern into the route that metrics and logs
+// show. The router registers each API route twice, "GET /collection/{$}"
+// and "GET /collection", so that both paths answer; both are labelled as
+// SPEC.md writes the route, "GET /collection/". The paths SPEC.md writes
+// without a final slash (bareRoutes) and trailing "{name...}" wildcards
+// keep their form. No pattern, an unmatched request, is unmatchedRoute.
+func routeLabel(pattern string) string {
+	if pattern == "" {
+		return unmatchedRoute
+	}
+	method, path, ok := strings.Cut(pattern, " ")
+	if !ok {
+		method, path = "", pattern
+	}
+	path = strings.TrimLeft(path, " \t")
+	path = strings.TrimSuffix(path, "{$}")
+	if !strings.HasSuffix(path, "/") && !strings.HasSuffix(path, "...}") && !bareRoutes[path] {
+		path += "/"
+	}
+	if method == "" {
+		return path
+	}
+	return method + " " + path
+}
+
+// catalogueAttempt counts one catalogue attempt by its outcome: "ok", the
+// failed attempt's class (attemptFailure.class), or "cancelled".
+func (m *metrics) catalogueAttempt(outcome string) {
+	if m == nil {
+		return
+	}
+	c, ok := m.catalogueAttempts[outcome]
+	if !ok {
+		c = m.catalogueAttempts["other"]
+	}
+	c.Inc()
+}
+
+// catalogueRetry counts one attempt made after a failed one.
+func (m *metrics) catalogueRetry() {
+	if m == nil {
+		return
+	}
+	m.catalogueRetries.Inc()
+}
+
+// sharedCall counts a page request that joined a catalogue call already
+// in flight.
+func (m *metrics) sharedCall() {
+	if m == nil {
+		return
+	}
+	m.sharedCalls.Inc()
+}
+
+// staleServed counts a remembered page served in place of a failed fetch.
+func (m *metrics) staleServed() {
+	if m == nil {
+		return
+	}
+	m.stalePages.Inc()
+}
+
+// breakerState sets the catalogue breaker's state: 0 closed, 1 open,
+// 2 half-open.
+func (m *metrics) breakerState(state int) {
+	if m == nil {
+		return
+	}
+	m.breaker.Set(float64(state))
+}
+
+// counterFlushFailed counts a failed attempt to persist the request count.
+func (m *metrics) counterFlushFailed() {
+	if m == nil {
+		return
+	}
+	m.flushFailures.Inc()
+}
+
+// lockout counts a username locked after too many failed logins.
+func (m *metrics) lockout() {
+	if m == nil {
+		return
+	}
+	m.lockouts.Inc()
+}
+
+// rateLimited counts a request refused by the named limit. limit must come
+// from a fixed set in the code ("auth_ip", say), never from the request.
+func (m *metrics) rateLimited(limit string) {
+	if m == nil {
+		return
+	}
+	m.rateLimits.WithLabelValues(limit).Inc()
+}
+
+// registerCounter exposes the request counter's count as the gauge
+// request_count: what GET /request-count/ would answer, every instance on
+// the database included. It is a gauge, not a counter, because a reset
+// sets it back to 0.
+func (m *metrics) registerCounter(count func() int64) {
+	if m == nil {
+		return
+	}
+	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "request_count",
+		Help: "Requests counted by the request counter, as GET /request-count/ answers; a reset sets it to 0.",
+	}, func() float64 { return float64(count()) }))
+}
+
+// registerDB exposes the connection pool statistics of db (open, in use,
+// idle, waits and the time waited, connections closed by limits) as the
+// go_sql_* metrics labelled db_name=name. A pool registered once already,
+// as when PostgreSQL's reads and writes share one, is not added again:
+// its numbers would count twice in any sum.
+func (m *metrics) registerDB(name string, db *sql.DB) {
+	if m == nil || db == nil {
+		return
+	}
+	m.dbsMu.Lock()
+	defer m.dbsMu.Unlock()
+	if _, ok := m.dbs[db]; ok {
+		return
+	}
+	m.dbs[db] = name
+	m.reg.MustRegister(collectors.NewDBStatsCollector(db, name))
+}
