@@ -132,8 +132,22 @@ var writeQueryText = [numWriteQueries]string{
 	// qCountCollection counts one more collection for the user, unless
 	// that would pass the limit ($2): then it matches no row. It locks
 	// the user's row (PostgreSQL), so the user's creates take turns.
-	qCountCollection:  `UPDATE users SET collections = collections + 1, version = version + 1 WHERE id = $1 AND collections < $2 RETURNING collections`,
-	qBumpUser:         `UPDATE users SET collections = collections + $2, version = version + 1 WHERE id = $1 RETURNING collections`,
+	qCountCollection: `UPDATE users SET collections = collections + 1, version = version + 1 WHERE id = $1 AND collections < $2 RETURNING collections`,
+	qBumpUser:        `UPDATE users SET collections = collections + $2, version = version + 1 WHERE id = $1 RETURNING collections`,
+	// qLoginFailed counts a failed login of $1 at $2 (Unix seconds): a
+	// window of $4 seconds opens at the first failure, and the $3-th
+	// failure within it locks the name for $4 seconds.
+	qLoginFailed: `INSERT INTO login_failures AS f (username, failures, window_start, locked_until)
+		VALUES ($1, 1, CAST($2 AS BIGINT), CASE WHEN 1 >= CAST($3 AS INTEGER) THEN CAST($2 AS BIGINT) + CAST($4 AS BIGINT) ELSE 0 END)
+		ON CONFLICT (username) DO UPDATE SET
+			failures = CASE WHEN f.window_start + CAST($4 AS BIGINT) <= CAST($2 AS BIGINT) THEN 1 ELSE f.failures + 1 END,
+			window_start = CASE WHEN f.window_start + CAST($4 AS BIGINT) <= CAST($2 AS BIGINT) THEN CAST($2 AS BIGINT) ELSE f.window_start END,
+			locked_until = CASE
+				WHEN (CASE WHEN f.window_start + CAST($4 AS BIGINT) <= CAST($2 AS BIGINT) THEN 1 ELSE f.failures + 1 END) >= CAST($3 AS INTEGER)
+				THEN CAST($2 AS BIGINT) + CAST($4 AS BIGINT) ELSE f.locked_until END`,
+	qSweepLoginFailures: `DELETE FROM login_failures WHERE username IN (
+		SELECT username FROM login_failures WHERE window_start < $1 AND locked_until < $1 LIMIT 100)`,
+	qLoginSucceeded:   `DELETE FROM login_failures WHERE username = $1`,
 	qLockCollection:   `SELECT id FROM collections WHERE uuid = $1 AND user_id = $2 FOR UPDATE`,
 	qMovieGenres:      `SELECT genres FROM collection_movies WHERE collection_id = $1`,
 	qSetTitle:         `UPDATE collections SET title = $1 WHERE id = $2`,
@@ -183,6 +197,10 @@ func openDB(ctx context.Context, dsn string, pool poolConfig) (*db, error) {
 		return nil, err
 	}
 	for q := range numWriteQueries {
+		if writeQueryText[q] == "" {
+			d.Close()
+			return nil, fmt.Errorf("prepare: write query %d has no SQL", q)
+		}
 		st, err := d.write.PrepareContext(ctx, d.dialect.sqlFor(q))
 		if err != nil {
 			d.Close()
