@@ -46,6 +46,19 @@ const (
 	outcomeAbandoned
 )
 
+// String names the outcome for logs and test failures.
+func (o breakerOutcome) String() string {
+	switch o {
+	case outcomeSuccess:
+		return "success"
+	case outcomeFailure:
+		return "failure"
+	case outcomeAbandoned:
+		return "abandoned"
+	}
+	return "unknown"
+}
+
 // breakerTicket is a breaker's permission for one catalogue call. The
 // zero ticket, from a refused acquire, is safe to hand back to done.
 type breakerTicket struct {
