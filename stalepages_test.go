@@ -239,3 +239,17 @@ func TestStalePagesConcurrentUse(t *testing.T) {
 		t.Fatalf("books out of step: entries sum to %d bytes in %d map entries, stats say %d bytes, %d pages", sum, len(s.byPage), bytes, pages)
 	}
 }
+
+func TestStalePagesDefaultBounds(t *testing.T) {
+	// A wordy page: every description 1,000 bytes, several times the
+	// live catalogue's usual length. The count should bind before the
+	// bytes do, so that the byte bound only guards against pages that are
+	// not like the catalogue's at all.
+	p := stalePage(1, 0)
+	for i := range *p.Results {
+		(*p.Results)[i].Description = strings.Repeat("x", 1000)
+	}
+	if got, limit := staleMaxPages*stalePageSize(p), int64(staleMaxBytes); got > limit {
+		t.Fatalf("%d wordy pages take %d bytes, over the byte bound of %d", staleMaxPages, got, limit)
+	}
+}
