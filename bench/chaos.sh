@@ -6,6 +6,10 @@
 #   BENCH_CHAOS_DURATION=5s bash bench/chaos.sh      # shorter outage (default 30s)
 #   BENCH_CHAOS_MODE=drop bash bench/chaos.sh        # how the catalogue fails: 503 (default), drop, hang
 #
+# With mode hang, a request gives up only after every attempt has timed
+# out (MOVIES_API_TIMEOUT x MOVIES_API_MAX_ATTEMPTS, 25s by default): give
+# the run longer than that, or shorten the timeout, to see answers at all.
+#
 # It builds the server and the fake catalogue, starts the fake, then once
 # per row: starts the server on a fresh SQLite database, registers a user,
 # warms up pages 1..10 while the catalogue is up, takes the catalogue down
@@ -216,8 +220,10 @@ run_row() {
     -v s502="$s502" -v s503="$s503" -v s504="$s504" -v other="$other" -v errs="$socket_errors" \
     -v p50="$p50_us" -v p99="$p99_us" -v dur="$duration_us" -v calls="$((after - before))" 'BEGIN {
       tried = req + errs
-      printf "| %s | %.1f%% | %d / %d | %d | %d / %d / %d / %d | %d | %.0f | %.1f | %.1f | %d |",
-        label, (tried ? 100 * ok / tried : 0), ok, tried, stale, s502, s503, s504, other, errs,
+      # No answer at all: every request outlived the run (mode hang).
+      rate = tried ? sprintf("%.1f%%", 100 * ok / tried) : "n/a"
+      printf "| %s | %s | %d / %d | %d | %d / %d / %d / %d | %d | %.0f | %.1f | %.1f | %d |",
+        label, rate, ok, tried, stale, s502, s503, s504, other, errs,
         (dur ? req / (dur / 1e6) : 0), p50 / 1000, p99 / 1000, calls
     }')")
 }
