@@ -8,6 +8,19 @@
 // The credentials are read from MOVIES_API_USERNAME and MOVIES_API_PASSWORD,
 // the variables the service reads, so that one setting serves both.
 //
+// For chaos runs it can be taken down and brought back while it runs, and
+// it counts the catalogue requests it receives:
+//
+//	POST /_chaos?down=1[&mode=503|drop|hang]  every catalogue request fails
+//	POST /_chaos?down=0                       back to normal
+//	GET  /_stats                              {"requests", "requests_while_down", "down", "mode"}
+//
+// While down, a request fails at once, before the delay and the
+// credentials are checked, as a catalogue behind a failing load balancer
+// does: mode 503 (the default) answers 503, drop closes the connection
+// without an answer, hang holds it until the client gives up. These two
+// endpoints need no credentials: the fake listens on loopback only.
+//
 // Usage:
 //
 //	MOVIES_API_USERNAME=u MOVIES_API_PASSWORD=p fakecatalogue -addr 127.0.0.1:8082 -delay 20ms
@@ -24,6 +37,8 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -63,7 +78,109 @@ func main() {
 	if user == "" || pass == "" {
 		log.Fatal("set MOVIES_API_USERNAME and MOVIES_API_PASSWORD")
 	}
-	log.Fatal(http.ListenAndServe(*addr, handler(user, pass, *delay)))
+	log.Fatal(http.ListenAndServe(*addr, newFake(user, pass, *delay)))
+}
+
+// Ways to fail while down.
+const (
+	mode503  = "503"
+	modeDrop = "drop"
+	modeHang = "hang"
+)
+
+// fake is the fake catalogue with its chaos switch and request counts.
+type fake struct {
+	mu   sync.Mutex
+	down bool
+	mode string // how to fail while down
+
+	requests          atomic.Int64 // catalogue requests received
+	requestsWhileDown atomic.Int64 // of which while down
+}
+
+// newFake returns the fake catalogue's handler, up.
+func newFake(user, pass string, delay time.Duration) http.Handler {
+	f := &fake{mode: mode503}
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /_chaos", f.handleChaos)
+	mux.HandleFunc("GET /_stats", f.handleStats)
+	mux.Handle("/", f.failWhileDown(handler(user, pass, delay)))
+	return mux
+}
+
+// handleChaos takes the catalogue down (down=1, with an optional mode) or
+// brings it back (down=0), and answers the new state.
+func (f *fake) handleChaos(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	down, err := strconv.ParseBool(q.Get("down"))
+	if err != nil {
+		writeJSON(w, http.StatusBadRequest, map[string]string{"detail": "down must be 1 or 0"})
+		return
+	}
+	mode := q.Get("mode")
+	switch mode {
+	case "":
+		mode = mode503
+	case mode503, modeDrop, modeHang:
+	default:
+		writeJSON(w, http.StatusBadRequest, map[string]string{"detail": "mode must be 503, drop or hang"})
+		return
+	}
+	f.mu.Lock()
+	f.down, f.mode = down, mode
+	f.mu.Unlock()
+	log.Printf("chaos: down=%v mode=%s", down, mode)
+	f.handleStats(w, r)
+}
+
+// stats is the body of GET /_stats.
+type stats struct {
+	Requests          int64  `json:"requests"`
+	RequestsWhileDown int64  `json:"requests_while_down"`
+	Down              bool   `json:"down"`
+	Mode              string `json:"mode"`
+}
+
+// handleStats answers how many catalogue requests arrived, in all and
+// while down, and whether the catalogue is down now.
+func (f *fake) handleStats(w http.ResponseWriter, r *http.Request) {
+	f.mu.Lock()
+	down, mode := f.down, f.mode
+	f.mu.Unlock()
+	writeJSON(w, http.StatusOK, stats{
+		Requests:          f.requests.Load(),
+		RequestsWhileDown: f.requestsWhileDown.Load(),
+		Down:              down,
+		Mode:              mode,
+	})
+}
+
+// failWhileDown counts every catalogue request, and fails it while the
+// catalogue is down instead of passing it to next.
+func (f *fake) failWhileDown(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		f.requests.Add(1)
+		f.mu.Lock()
+		down, mode := f.down, f.mode
+		f.mu.Unlock()
+		if !down {
+			next.ServeHTTP(w, r)
+			return
+		}
+		f.requestsWhileDown.Add(1)
+		switch mode {
+		case modeDrop:
+			if c, _, err := http.NewResponseController(w).Hijack(); err == nil {
+				c.Close()
+				return
+			}
+			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"detail": "Service unavailable."})
+		case modeHang:
+			<-r.Context().Done()
+		default:
+			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"detail": "Service unavailable."})
+		}
+	})
 }
 
 // handler answers every GET with the page named by its page parameter.
