@@ -48,6 +48,13 @@ type catalogueConfig struct {
 	Password    string
 	Timeout     time.Duration
 	MaxAttempts int
+	// StaleIfError is how old a remembered page may be and still stand in
+	// for a failed fetch; 0: never.
+	StaleIfError time.Duration
+	// BreakerThreshold fetches in a row that gave up open the breaker for
+	// BreakerCooldown; 0: never.
+	BreakerThreshold int
+	BreakerCooldown  time.Duration
 }
 
 // catalogue is the client of the third-party movie catalogue. It retries
@@ -65,6 +72,8 @@ type catalogue struct {
 	rand  func() float64 // in [0, 1), for the backoff's jitter
 
 	flights flightGroup[int, cataloguePage] // in-flight calls by page
+	breaker *breaker
+	stale   *stalePages // pages fetched successfully, to stand in
 }
 
 // newCatalogue returns a catalogue client with one shared HTTP client.
@@ -81,7 +90,11 @@ func newCatalogue(cfg catalogueConfig, logger *slog.Logger) *catalogue {
 	if err != nil || base.Host == "" {
 		base = nil
 	}
-	return &catalogue{
+	maxPages := staleMaxPages
+	if cfg.StaleIfError <= 0 {
+		maxPages = 0
+	}
+	c := &catalogue{
 		cfg:    cfg,
 		base:   base,
 		logger: logger,
@@ -89,7 +102,10 @@ func newCatalogue(cfg catalogueConfig, logger *slog.Logger) *catalogue {
 		now:    time.Now,
 		sleep:  sleepContext,
 		rand:   rand.Float64,
+		stale:  newStalePages(maxPages, staleMaxBytes),
 	}
+	c.breaker = newBreaker(cfg.BreakerThreshold, cfg.BreakerCooldown, func() time.Time { return c.now() })
+	return c
 }
 
 // newCatalogueClient returns the one HTTP client every catalogue call
@@ -178,13 +194,40 @@ func (p cataloguePage) movies() []movie {
 // same page share one call (see flightGroup), so a burst of users does not
 // multiply the load on a catalogue that is already failing. The call ends
 // within the retry budget; each caller returns as soon as its own ctx ends.
-func (c *catalogue) Page(ctx context.Context, page int) (cataloguePage, error) {
+//
+// When the fetch fails, or the catalogue counts as down, a remembered copy
+// of the page younger than StaleIfError stands in: stale reports one, and
+// age how long ago it was fetched.
+func (c *catalogue) Page(ctx context.Context, page int) (p cataloguePage, age time.Duration, stale bool, err error) {
 	budget := time.Duration(c.cfg.MaxAttempts) * (c.cfg.Timeout + maxBackoff)
-	p, _, err := c.flights.do(ctx, page, budget, func(ctx context.Context) (cataloguePage, error) {
-		return c.fetch(ctx, page)
+	p, _, err = c.flights.do(ctx, page, budget, func(ctx context.Context) (cataloguePage, error) {
+		return c.guardedFetch(ctx, page)
 	})
-	if err != nil && ctx.Err() != nil {
-		return p, errRequestEnded
+	switch {
+	case err == nil:
+		return p, 0, false, nil
+	case ctx.Err() != nil:
+		return p, 0, false, errRequestEnded
+	case staleFallback(err):
+		if sp, age, ok := c.stale.get(page, c.now(), c.cfg.StaleIfError); ok {
+			return sp, age, true, nil
+		}
+	}
+	return p, 0, false, err
+}
+
+// guardedFetch is fetch behind the circuit breaker: while the catalogue
+// counts as down it makes no call and fails at once. A page fetched is
+// remembered, to stand in later.
+func (c *catalogue) guardedFetch(ctx context.Context, page int) (cataloguePage, error) {
+	ticket, wait, ok := c.breaker.acquire()
+	if !ok {
+		return cataloguePage{}, catalogueDownError(wait)
+	}
+	p, err := c.fetch(ctx, page)
+	c.breaker.done(ticket, fetchOutcome(ctx, err))
+	if err == nil {
+		c.stale.put(page, p, c.now())
 	}
 	return p, err
 }

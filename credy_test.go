@@ -269,6 +269,7 @@ type catEnv struct {
 	cat     *catalogue
 	fake    *catFake
 	sleeper *catSleeper
+	dsn     string
 }
 
 // catConfig is the configuration that reaches fake with the right
@@ -291,6 +292,9 @@ func catServer(t *testing.T, fake *catFake, cfg catalogueConfig, publicURL strin
 		withEnv("MOVIES_API_PASSWORD", cfg.Password),
 		withEnv("MOVIES_API_TIMEOUT", cfg.Timeout.String()),
 		withEnv("MOVIES_API_MAX_ATTEMPTS", strconv.Itoa(cfg.MaxAttempts)),
+		withEnv("MOVIES_STALE_IF_ERROR", cfg.StaleIfError.String()),
+		withEnv("MOVIES_BREAKER_THRESHOLD", strconv.Itoa(cfg.BreakerThreshold)),
+		withEnv("MOVIES_BREAKER_COOLDOWN", max(cfg.BreakerCooldown, time.Second).String()),
 		withEnv("PUBLIC_URL", publicURL))
 	cat := app.catalogue
 	sleeper := &catSleeper{}
@@ -303,7 +307,7 @@ func catServer(t *testing.T, fake *catFake, cfg catalogueConfig, publicURL strin
 		catWaitFor(t, "catalogue calls to end", func() bool { return fake.Active() == 0 })
 		cat.client.CloseIdleConnections()
 	})
-	return &catEnv{h: app.handler, token: app.newUser().token, cat: cat, fake: fake, sleeper: sleeper}
+	return &catEnv{h: app.handler, token: app.newUser().token, cat: cat, fake: fake, sleeper: sleeper, dsn: app.dsn}
 }
 
 // get serves GET target with the env's token; mod, when set, changes the

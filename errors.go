@@ -15,23 +15,27 @@ const (
 	codeTooLarge         = "payload_too_large"
 	codeUpstream         = "upstream_error"
 	codeUpstreamTimeout  = "upstream_timeout"
-	codeUnavailable      = "unavailable"
-	codeInternal         = "internal"
+	// codeUpstreamUnavailable: the catalogue counts as down and no
+	// remembered page can stand in (503 with Retry-After).
+	codeUpstreamUnavailable = "upstream_unavailable"
+	codeUnavailable         = "unavailable"
+	codeInternal            = "internal"
 )
 
 var statusOf = map[string]int{
-	codeInvalid:          http.StatusBadRequest,
-	codeUnauthorized:     http.StatusUnauthorized,
-	codeNotFound:         http.StatusNotFound,
-	codeMethodNotAllowed: http.StatusMethodNotAllowed,
-	codeConflict:         http.StatusConflict,
-	codeLimitReached:     http.StatusConflict,
-	codeTooManyRequests:  http.StatusTooManyRequests,
-	codeTooLarge:         http.StatusRequestEntityTooLarge,
-	codeUpstream:         http.StatusBadGateway,
-	codeUpstreamTimeout:  http.StatusGatewayTimeout,
-	codeUnavailable:      http.StatusServiceUnavailable,
-	codeInternal:         http.StatusInternalServerError,
+	codeInvalid:             http.StatusBadRequest,
+	codeUnauthorized:        http.StatusUnauthorized,
+	codeNotFound:            http.StatusNotFound,
+	codeMethodNotAllowed:    http.StatusMethodNotAllowed,
+	codeConflict:            http.StatusConflict,
+	codeLimitReached:        http.StatusConflict,
+	codeTooManyRequests:     http.StatusTooManyRequests,
+	codeTooLarge:            http.StatusRequestEntityTooLarge,
+	codeUpstream:            http.StatusBadGateway,
+	codeUpstreamTimeout:     http.StatusGatewayTimeout,
+	codeUpstreamUnavailable: http.StatusServiceUnavailable,
+	codeUnavailable:         http.StatusServiceUnavailable,
+	codeInternal:            http.StatusInternalServerError,
 }
 
 // apiError is an error whose message is meant for the client. Any other

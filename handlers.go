@@ -159,9 +159,14 @@ func (s *server) handleMovies(w http.ResponseWriter, r *http.Request, _ account)
 	if !s.catalogue.Configured() {
 		return errCatalogueNotConfigured
 	}
-	p, err := s.catalogue.Page(r.Context(), page)
+	p, age, stale, err := s.catalogue.Page(r.Context(), page)
 	if err != nil {
 		return err
+	}
+	if stale {
+		ageHeader, cacheStatus := staleAnswerHeaders(age)
+		w.Header().Set("Age", ageHeader)
+		w.Header().Set("Cache-Status", cacheStatus)
 	}
 	base := moviesBaseURL(r, s.publicURL)
 	// A copy: the page may be shared with other requests for it.

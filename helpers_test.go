@@ -67,6 +67,10 @@ func newTestApp(t testing.TB, opts ...func(*appOptions)) *testApp {
 		"MOVIES_API_PASSWORD":     "test",
 		"MOVIES_API_TIMEOUT":      "1s",
 		"MOVIES_API_MAX_ATTEMPTS": "1",
+		// Off unless a test turns them on: most catalogue tests look at
+		// one fetch at a time.
+		"MOVIES_STALE_IF_ERROR":    "0",
+		"MOVIES_BREAKER_THRESHOLD": "0",
 	}, logs: io.Discard}
 	for _, f := range opts {
 		f(&o)

@@ -13,10 +13,6 @@ import (
 // the headers and errors of those answers. The mechanics are breaker and
 // stalePages.
 
-// codeUpstreamUnavailable is the error code while the catalogue counts as
-// down and no remembered page can stand in: 503 with Retry-After.
-const codeUpstreamUnavailable = "upstream_unavailable"
-
 // staleCacheStatus is the Cache-Status header (RFC 9211) of an answer
 // made from a remembered page because the catalogue failed.
 const staleCacheStatus = "movies; hit; detail=upstream-error"

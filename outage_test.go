@@ -24,8 +24,8 @@ func TestBreakerOutcomeOfFetch(t *testing.T) {
 		{"a page", live, nil, outcomeSuccess},
 		{"a page just as the last waiter left", cancelled, nil, outcomeSuccess},
 		{"page past the end", live, newError(codeNotFound, "page not found"), outcomeSuccess},
-		{"gave up after retries", live, giveUp(&attemptFailure{status: 503, retryAfter: -1}, 5), outcomeFailure},
-		{"gave up after timeouts", live, giveUp(&attemptFailure{timeout: true, retryAfter: -1}, 5), outcomeFailure},
+		{"gave up after retries", live, giveUp(verdict{class: "status", status: 503}, 5), outcomeFailure},
+		{"gave up after timeouts", live, giveUp(verdict{class: "timeout", timeout: true}, 5), outcomeFailure},
 		{"asked for a long wait", live, &apiError{Code: codeUnavailable, Message: "busy", RetryAfter: "120"}, outcomeFailure},
 		{"credentials refused", live, newError(codeUpstream, "the movie catalogue rejected our credentials"), outcomeFailure},
 		{"every waiter went away", cancelled, errRequestEnded, outcomeAbandoned},
@@ -47,8 +47,8 @@ func TestStaleFallback(t *testing.T) {
 		err  error
 		want bool
 	}{
-		{"gave up (502)", giveUp(&attemptFailure{status: 500, retryAfter: -1}, 5), true},
-		{"gave up on timeouts (504)", giveUp(&attemptFailure{timeout: true, retryAfter: -1}, 5), true},
+		{"gave up (502)", giveUp(verdict{class: "status", status: 500}, 5), true},
+		{"gave up on timeouts (504)", giveUp(verdict{class: "timeout", timeout: true}, 5), true},
 		{"asked for a long wait (503)", &apiError{Code: codeUnavailable, Message: "busy", RetryAfter: "120"}, true},
 		{"counts as down", catalogueDownError(3 * time.Second), true},
 		{"shared call ran out of time", errRequestEnded, true},

@@ -2,7 +2,6 @@ package main
 
 import (
 	"container/list"
-	"slices"
 	"sync"
 	"time"
 )
@@ -127,9 +126,17 @@ func (s *stalePages) removeLocked(el *list.Element) {
 // cloneCataloguePage returns a copy of p that shares no memory a caller
 // could change (strings are immutable), with its movies under Results.
 func cloneCataloguePage(p cataloguePage) cataloguePage {
-	movies := slices.Clone(p.movies())
+	movies := make([]*movie, 0, len(p.movies()))
+	for _, m := range p.movies() {
+		movies = append(movies, &m)
+	}
+	var count *int64
+	if p.Count != nil {
+		n := *p.Count
+		count = &n
+	}
 	return cataloguePage{
-		Count:    p.Count,
+		Count:    count,
 		Next:     cloneString(p.Next),
 		Previous: cloneString(p.Previous),
 		Results:  &movies,

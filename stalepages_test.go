@@ -22,7 +22,7 @@ func stalePage(n, pad int) cataloguePage {
 			UUID:        "720e8796-5397-4e81-9bd7-763789463707",
 		}
 	}
-	return cataloguePage{Count: int64(n), Next: &next, Results: &movies}
+	return cataloguePage{Count: countOf(int64(n)), Next: &next, Results: moviePtrs(movies)}
 }
 
 // remembered lists the pages s holds, most recently used first.
@@ -64,8 +64,8 @@ func TestStalePagesAge(t *testing.T) {
 			if age != tt.wantAge {
 				t.Fatalf("age: got %v, want %v", age, tt.wantAge)
 			}
-			if ok && p.Count != 2 {
-				t.Fatalf("served page %d, want page 2", p.Count)
+			if ok && *p.Count != 2 {
+				t.Fatalf("served page %d, want page 2", *p.Count)
 			}
 		})
 	}
@@ -111,7 +111,7 @@ func TestStalePagesStoresACopy(t *testing.T) {
 	movies := []movie{{Title: "Queerama", UUID: "57baf4f4-c9ef-4197-9e4f-acf04eae5b4d"}}
 	next := "https://demo.credy.in/api/v1/maya/movies/?page=2"
 	// The live catalogue's "results", or the published brief's "data".
-	for _, p := range []cataloguePage{{Count: 1, Next: &next, Results: &movies}, {Count: 1, Next: &next, Data: &movies}} {
+	for _, p := range []cataloguePage{{Count: countOf(1), Next: &next, Results: moviePtrs(movies)}, {Count: countOf(1), Next: &next, Data: moviePtrs(movies)}} {
 		s.put(1, p, now)
 		movies[0].Title = "changed"
 		next = "changed"
@@ -163,7 +163,7 @@ func TestStalePagesByteBound(t *testing.T) {
 	}
 
 	// A small page fits beside them without evicting any.
-	s.put(6, cataloguePage{Count: 6, Results: &[]movie{}}, now)
+	s.put(6, cataloguePage{Count: countOf(6), Results: moviePtrs(nil)}, now)
 	if got, want := fmt.Sprint(remembered(s)), "[6 5 4 3]"; got != want {
 		t.Fatalf("pages kept after a small one: got %s, want %s", got, want)
 	}
@@ -214,8 +214,8 @@ func TestStalePagesConcurrentUse(t *testing.T) {
 					continue
 				}
 				if p, age, ok := s.get(n, now, time.Hour); ok {
-					if p.Count != int64(n) || len(p.movies()) != 10 {
-						t.Errorf("asked for page %d, served page %d with %d movies", n, p.Count, len(p.movies()))
+					if *p.Count != int64(n) || len(p.movies()) != 10 {
+						t.Errorf("asked for page %d, served page %d with %d movies", n, *p.Count, len(p.movies()))
 					}
 					if age < 0 || age > time.Second {
 						t.Errorf("page %d: age %v out of range", n, age)
@@ -252,4 +252,17 @@ func TestStalePagesDefaultBounds(t *testing.T) {
 	if got, limit := staleMaxPages*stalePageSize(p), int64(staleMaxBytes); got > limit {
 		t.Fatalf("%d wordy pages take %d bytes, over the byte bound of %d", staleMaxPages, got, limit)
 	}
+}
+
+// countOf is a page's count as the catalogue's JSON gives it.
+func countOf(n int64) *int64 { return &n }
+
+// moviePtrs lists pointers into movies, as a decoded page holds them:
+// changing movies changes what they point at.
+func moviePtrs(movies []movie) *[]*movie {
+	ptrs := make([]*movie, len(movies))
+	for i := range movies {
+		ptrs[i] = &movies[i]
+	}
+	return &ptrs
 }
