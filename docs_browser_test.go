@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -18,8 +19,8 @@ import (
 	"github.com/chromedp/chromedp"
 )
 
-// docsTestToken is the bearer token the person in TestDocsBrowser gives to
-// "Authorize".
+// docsTestToken is the token that the stand-in for POST /register/ in
+// newDocsTestServer answers and its GET /request-count/ wants.
 const docsTestToken = "docs-test-token"
 
 // findChromium returns the path of a Chromium to drive: $CHROME_PATH,
@@ -48,14 +49,21 @@ func findChromium(t *testing.T) string {
 	return ""
 }
 
-// newDocsTestServer serves the docs page and the document, and stands in
-// for GET /request-count/ with a handler that wants docsTestToken.
+// newDocsTestServer serves the docs page and the document, with stand-ins
+// for POST /register/ (answering docsTestToken) and GET /request-count/
+// (wanting it), so that the page can be driven through register,
+// authorize and try.
 func newDocsTestServer(t *testing.T) *httptest.Server {
 	t.Helper()
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /openapi.json", handleOpenAPI)
 	mux.Handle("GET /docs", docsHandler())
 	mux.Handle("GET /docs/", docsHandler())
+	mux.HandleFunc("POST /register/", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusCreated)
+		w.Write([]byte(`{"access_token":"` + docsTestToken + `"}`))
+	})
 	mux.HandleFunc("GET /request-count/", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		if r.Header.Get("Authorization") != "Bearer "+docsTestToken {
@@ -71,8 +79,9 @@ func newDocsTestServer(t *testing.T) *httptest.Server {
 }
 
 // TestDocsBrowser loads /docs in a headless Chromium as a person would:
-// Swagger UI renders every operation of the document, "Authorize" takes a
-// token, and "Execute" sends a request with it. No request may leave the
+// Swagger UI renders every operation of the document, "Execute" on
+// POST /register/ answers a token, "Authorize" takes it, and "Execute"
+// sends the next request with it. No request may leave the
 // test server, and the page must raise no error (a Content-Security-Policy
 // violation included). A screenshot is kept as a test artefact.
 func TestDocsBrowser(t *testing.T) {
@@ -148,21 +157,43 @@ func TestDocsBrowser(t *testing.T) {
 		t.Errorf("operations on the page:\n got %q\nwant %q", shown, want)
 	}
 
-	// Authorize with a token, then try GET /request-count/ with it.
-	const op = `.opblock:has([data-path="/request-count/"])`
+	// Register with the example body, authorize with the token answered,
+	// then try GET /request-count/ with it.
+	const register = `.opblock:has([data-path="/register/"])`
+	err = chromedp.Do(ctx,
+		chromedp.Click(chromedp.CSS(register+" .opblock-summary-control")),
+		chromedp.Click(chromedp.CSS(register+" button.execute")),
+		chromedp.WaitVisible(chromedp.CSS(register+" .live-responses-table")),
+	)
+	if err != nil {
+		t.Fatalf("execute POST /register/: %v", err)
+	}
+	answer, err := chromedp.Run(ctx, chromedp.Evaluate[string](
+		`document.querySelector('`+register+` .live-responses-table .response-col_description pre').textContent`))
+	if err != nil {
+		t.Fatalf("read the answer to POST /register/: %v", err)
+	}
+	var registered struct {
+		AccessToken string `json:"access_token"`
+	}
+	if err := json.Unmarshal([]byte(answer), &registered); err != nil || registered.AccessToken == "" {
+		t.Fatalf("POST /register/ from the page answered %q, want a token", answer)
+	}
+
+	const count = `.opblock:has([data-path="/request-count/"])`
 	err = chromedp.Do(ctx,
 		chromedp.Click(chromedp.CSS("button.btn.authorize")),
-		chromedp.SendKeys(chromedp.CSS("#auth-bearer-value"), docsTestToken),
+		chromedp.SendKeys(chromedp.CSS("#auth-bearer-value"), registered.AccessToken),
 		chromedp.Click(chromedp.CSS(`button[aria-label="Apply credentials"]`)),
 		chromedp.Click(chromedp.CSS("button.btn-done")),
-		chromedp.Click(chromedp.CSS(op+" .opblock-summary-control")),
-		chromedp.Click(chromedp.CSS(op+" button.execute")),
-		chromedp.WaitVisible(chromedp.CSS(op+" .live-responses-table")),
+		chromedp.Click(chromedp.CSS(count+" .opblock-summary-control")),
+		chromedp.Click(chromedp.CSS(count+" button.execute")),
+		chromedp.WaitVisible(chromedp.CSS(count+" .live-responses-table")),
 	)
 	if err != nil {
 		t.Fatalf("authorize and execute GET /request-count/: %v", err)
 	}
-	status, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(op+" .live-responses-table .response .response-col_status")))
+	status, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(count+" .live-responses-table .response .response-col_status")))
 	if err != nil {
 		t.Fatalf("read the answer: %v", err)
 	}
