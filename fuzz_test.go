@@ -1,0 +1,333 @@
+package main
+
+import (
+	"encoding/json"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+	"unicode/utf8"
+)
+
+// The fuzz targets below run their seeds, and the inputs saved under
+// testdata/fuzz, in every go test; go test -fuzz explores further.
+
+// collectionBodySeeds are request bodies as clients send them, and as
+// hostile ones do.
+var collectionBodySeeds = []string{
+	// As SPEC shows them.
+	`{"title": "Weekend", "description": "optional", "movies": [{"title": "Queerama", "description": "50 years after decriminalisation", "genres": "", "uuid": "57baf4f4-c9ef-4197-9e4f-acf04eae5b4d"}]}`,
+	`{"title": "Weekend"}`,
+	`{}`,
+	`{"movies": []}`,
+	`{"title": null, "description": null, "movies": null}`,
+	`{"title": "Thrills", "movies": [{"title": "Betrayal", "genres": "Action,Drama,Thriller", "uuid": "720E8796-5397-4E81-9BD7-763789463707"}, {"title": "Betrayal again", "uuid": "720e8796-5397-4e81-9bd7-763789463707"}]}`,
+	`{"title": "Spaces", "movies": [{"title": "x", "genres": " Drama , ,Comedy,Drama ", "uuid": "00000000-0000-0000-0000-000000000000"}]}`,
+	`{"title": "Unicode ✓ 🎬", "description": "é\u00e9\ud83c\udfac", "movies": [{"title": "Amélie", "uuid": "aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee", "genres": "Comédie,Romance"}]}`,
+	`{"title": "unknown fields", "extra": {"nested": [1, 2, 3]}, "movies": [{"title": "t", "uuid": "57baf4f4-c9ef-4197-9e4f-acf04eae5b4d", "rating": 9.5}]}`,
+	// Wrong types, blanks, NUL, bad UUIDs.
+	`{"title": 5}`,
+	`{"title": ["a"], "description": {}, "movies": {}}`,
+	`{"title": "   "}`,
+	`{"title": "\u0000"}`,
+	`{"title": "ok", "description": "a\u0000b"}`,
+	`{"title": "ok", "movies": [null, 1, "x", [], {}]}`,
+	`{"title": "ok", "movies": [{"title": "t", "uuid": "57baf4f4c9ef41979e4facf04eae5b4d"}]}`,
+	`{"title": "ok", "movies": [{"title": "t", "uuid": "{57baf4f4-c9ef-4197-9e4f-acf04eae5b4d}"}]}`,
+	`{"title": "ok", "movies": [{"title": "t", "uuid": "57baf4f4-c9ef-4197-9e4f-acf04eae5b4g"}]}`,
+	`{"title": "ok", "movies": [{"title": "t", "uuid": 57}]}`,
+	`{"title": "ok", "movies": [{"title": "\u0000", "uuid": "57baf4f4-c9ef-4197-9e4f-acf04eae5b4d", "genres": "a\u0000"}]}`,
+	`{"title": "ok", "movies": [{"title": " ", "uuid": ""}]}`,
+	// Duplicate keys and keys in another case: the last one wins, and
+	// "TITLE" is not "title".
+	`{"title": "first", "title": "second"}`,
+	`{"title": "ok", "title": 5}`,
+	`{"TITLE": "upper", "Movies": [{"title": "t", "uuid": "57baf4f4-c9ef-4197-9e4f-acf04eae5b4d"}]}`,
+	`{"title": "ok", "movies": [{"TITLE": "t", "UUID": "57baf4f4-c9ef-4197-9e4f-acf04eae5b4d"}]}`,
+	`{"title": "ok", "movies": [{"title": "t", "uuid": "57baf4f4-c9ef-4197-9e4f-acf04eae5b4d", "uuid": "720e8796-5397-4e81-9bd7-763789463707"}]}`,
+	// Numbers, nesting, escapes, invalid UTF-8, trailing data.
+	`{"title": 1e999999, "description": -0.0e-99999, "movies": 123456789012345678901234567890}`,
+	`{"title": "deep", "extra": ` + strings.Repeat("[", 200) + strings.Repeat("]", 200) + `}`,
+	strings.Repeat(`{"a":`, 100) + `1` + strings.Repeat(`}`, 100),
+	`{"title": "\ud800 lone surrogate", "description": "\udc00\ud800"}`,
+	"{\"title\": \"bad \xff\xfe utf-8\", \"movies\": [{\"title\": \"\xc3\", \"uuid\": \"57baf4f4-c9ef-4197-9e4f-acf04eae5b4d\"}]}",
+	"{\"ti\xfftle\": \"key with invalid utf-8\"}",
+	`{"title": "ok"} {"title": "again"}`,
+	`{"title": "ok"}   ` + "\n\t\r",
+	` [{"title": "array"}]`,
+	`null`,
+	`"just a string"`,
+	`{"title": "a\u2028b\u2029c<>&", "description": "\"\\\/\b\f\n\r\t"}`,
+	"{\"title\":\"x\",\"movies\":[" + strings.Repeat(`{"title":"t","uuid":"57baf4f4-c9ef-4197-9e4f-acf04eae5b4d"},`, 30) + "{}]}",
+	`{"title": "` + strings.Repeat("é", maxTitleChars) + `"}`,
+	`{"title": "` + strings.Repeat("é", maxTitleChars+1) + `"}`,
+	`{"title": "ok", "movies": [{"title": "t", "uuid": "57baf4f4-c9ef-4197-9e4f-acf04eae5b4d", "genres": "` + strings.Repeat("g", maxGenreBytes) + `,` + strings.Repeat("h", maxGenreBytes+1) + `"}]}`,
+	``,
+	`{`,
+	`{"title": "unterminated`,
+}
+
+// FuzzCollectionBody checks that no request body upsets the parsing of a
+// collection, and that what it accepts is in the stored form: every limit
+// kept, UUIDs canonical and distinct, and parsing it again changes nothing.
+func FuzzCollectionBody(f *testing.F) {
+	for _, s := range collectionBodySeeds {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		o, err := parseObject(body)
+		if err != nil {
+			return
+		}
+		for _, create := range []bool{true, false} {
+			in, problems := parseCollectionInput(o, create)
+			if len(problems) > 0 {
+				continue
+			}
+			checkStoredForm(t, in, create)
+
+			again, err := json.Marshal(encodedInput(in))
+			if err != nil {
+				t.Fatalf("create=%t: encode %+v: %v", create, in, err)
+			}
+			o2, err := parseObject(again)
+			if err != nil {
+				t.Fatalf("create=%t: the accepted body encoded again as %s is refused: %v", create, again, err)
+			}
+			in2, problems := parseCollectionInput(o2, create)
+			if len(problems) > 0 {
+				t.Fatalf("create=%t: the accepted body encoded again as %s has problems %v", create, again, problems)
+			}
+			if !reflect.DeepEqual(in, in2) {
+				t.Fatalf("create=%t: parsing %s again gives\n%+v\nwant\n%+v", create, again, in2, in)
+			}
+		}
+	})
+}
+
+// checkStoredForm fails t when an accepted collection body breaks a rule
+// of SPEC's "Conventions" or "Collections".
+func checkStoredForm(t *testing.T, in collectionInput, create bool) {
+	t.Helper()
+	text := func(field, s string, maxChars int, required bool) {
+		t.Helper()
+		switch {
+		case !utf8.ValidString(s):
+			t.Fatalf("create=%t: %s %q is not valid UTF-8", create, field, s)
+		case utf8.RuneCountInString(s) > maxChars:
+			t.Fatalf("create=%t: %s has %d characters, over %d", create, field, utf8.RuneCountInString(s), maxChars)
+		case strings.IndexByte(s, 0) >= 0:
+			t.Fatalf("create=%t: %s %q holds NUL", create, field, s)
+		case required && strings.TrimSpace(s) == "":
+			t.Fatalf("create=%t: %s %q is blank", create, field, s)
+		}
+	}
+	if create && in.Title == nil {
+		t.Fatalf("create accepted without a title")
+	}
+	if in.Title != nil {
+		text("title", *in.Title, maxTitleChars, true)
+	}
+	if in.Description != nil {
+		text("description", *in.Description, maxDescriptionChars, false)
+	}
+	if in.Movies == nil {
+		return
+	}
+	if len(*in.Movies) > maxMovies {
+		t.Fatalf("create=%t: %d movies, over %d", create, len(*in.Movies), maxMovies)
+	}
+	seen := map[string]bool{}
+	for i, m := range *in.Movies {
+		if id, ok := canonicalUUID(m.UUID); !ok || id != m.UUID {
+			t.Fatalf("create=%t: movie %d: uuid %q is not in canonical form", create, i, m.UUID)
+		}
+		if seen[m.UUID] {
+			t.Fatalf("create=%t: movie %d: uuid %s listed twice", create, i, m.UUID)
+		}
+		seen[m.UUID] = true
+		text("movie title", m.Title, maxMovieTitleChars, true)
+		text("movie description", m.Description, maxMovieDescriptionChars, false)
+		text("movie genres", m.Genres, maxGenresBytes, false)
+		if len(m.Genres) > maxGenresBytes {
+			t.Fatalf("create=%t: movie %d: genres of %d bytes, over %d", create, i, len(m.Genres), maxGenresBytes)
+		}
+		for _, g := range splitGenres(m.Genres) {
+			if len(g) > maxGenreBytes {
+				t.Fatalf("create=%t: movie %d: genre %q of %d bytes, over %d", create, i, g, len(g), maxGenreBytes)
+			}
+		}
+	}
+}
+
+// encodedInput is in as a client would send it: the fields that are set.
+func encodedInput(in collectionInput) map[string]any {
+	v := map[string]any{}
+	if in.Title != nil {
+		v["title"] = *in.Title
+	}
+	if in.Description != nil {
+		v["description"] = *in.Description
+	}
+	if in.Movies != nil {
+		v["movies"] = *in.Movies
+	}
+	return v
+}
+
+// FuzzSplitGenres checks splitGenres against SPEC's rule, and against a
+// plain quadratic reading of it.
+func FuzzSplitGenres(f *testing.F) {
+	for _, s := range []string{
+		"", "Drama", "Action,Drama,Thriller", "Drama,Drama", " Drama , drama ,DRAMA",
+		",", ",,,", " , , ", "a,,b", ",a,", "Science Fiction,TV Movie",
+		"\t\nHorror\r\n", "\u00a0Drama\u00a0", "\u3000Anime,Anime\u3000", "\u200bZero,Zero",
+		"Comédie,Comédie", "a\x00b,a\x00b", "\xff,\xfe\xff, \xff ", "\xc3,\xa9", "a" + strings.Repeat(",b", 500),
+		strings.Repeat("x", 2000), strings.Repeat(" , ", 300),
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		got := splitGenres(s)
+		seen := map[string]bool{}
+		for _, g := range got {
+			switch {
+			case g == "":
+				t.Fatalf("splitGenres(%q) = %q: holds an empty genre", s, got)
+			case g != strings.TrimSpace(g):
+				t.Fatalf("splitGenres(%q) = %q: %q is not trimmed", s, got, g)
+			case strings.Contains(g, ","):
+				t.Fatalf("splitGenres(%q) = %q: %q holds a comma", s, got, g)
+			case seen[g]:
+				t.Fatalf("splitGenres(%q) = %q: %q is listed twice", s, got, g)
+			case !strings.Contains(s, g):
+				t.Fatalf("splitGenres(%q) = %q: %q is not in the input", s, got, g)
+			}
+			seen[g] = true
+		}
+		if n := strings.Count(s, ",") + 1; len(got) > n {
+			t.Fatalf("splitGenres(%q) = %q: %d genres from %d parts", s, got, len(got), n)
+		}
+		if want := referenceSplitGenres(s); !slices.Equal(got, want) {
+			t.Fatalf("splitGenres(%q) = %q, want %q", s, got, want)
+		}
+	})
+}
+
+// referenceSplitGenres is SPEC's rule read literally: cut at every comma,
+// trim each part, skip empty parts and parts already listed.
+func referenceSplitGenres(s string) []string {
+	var out []string
+	start := 0
+	for i := 0; i <= len(s); i++ {
+		if i < len(s) && s[i] != ',' {
+			continue
+		}
+		part := strings.TrimSpace(s[start:i])
+		start = i + 1
+		if part != "" && !slices.Contains(out, part) {
+			out = append(out, part)
+		}
+	}
+	return out
+}
+
+// cataloguePageSeeds are catalogue bodies, as the live catalogue sends
+// them, as its brief describes them, and broken ones.
+var cataloguePageSeeds = []string{
+	// The start of the live page 1.
+	`{
+  "count": 45466,
+  "next": "https://demo.credy.in/api/v1/maya/movies/?page=2",
+  "previous": null,
+  "results": [
+    {
+      "title": "Queerama",
+      "description": "50 years after decriminalisation of homosexuality in the UK, director Daisy Asquith mines the jewels of the BFI archive to take us into the relationships, desires, fears and expressions of gay men and women in the 20th century.",
+      "genres": "",
+      "uuid": "57baf4f4-c9ef-4197-9e4f-acf04eae5b4d"
+    },
+    {
+      "title": "Betrayal",
+      "description": "When one of her hits goes wrong, a professional assassin ends up with a suitcase full of a million dollars belonging to a mob boss ...",
+      "genres": "Action,Drama,Thriller",
+      "uuid": "720e8796-5397-4e81-9bd7-763789463707"
+    }
+  ]
+}`,
+	`{"count": 45466, "next": "https://demo.credy.in/api/v1/maya/movies/?page=3", "previous": "https://demo.credy.in/api/v1/maya/movies/?page=1", "data": [{"title": "t", "description": "d", "genres": "Drama,Comedy", "uuid": "57baf4f4-c9ef-4197-9e4f-acf04eae5b4d"}]}`,
+	`{"count": 0, "next": null, "previous": null, "results": []}`,
+	`{"is_success": true, "count": 1, "data": [{}]}`,
+	// The catalogue's own error shape, sometimes sent with status 200.
+	`{"is_success": false, "error": {"code": "server_error", "message": "Something went wrong"}}`,
+	`{"is_success": false, "count": 1, "results": []}`,
+	// Missing, null or odd members.
+	`{"count": 1}`,
+	`{"results": []}`,
+	`{"count": null, "results": []}`,
+	`{"count": -1, "results": []}`,
+	`{"count": 1, "results": null}`,
+	`{"count": 1, "results": null, "data": []}`,
+	`{"count": 1, "results": [null]}`,
+	`{"count": 1, "data": [{"title": "t"}, null]}`,
+	`{"count": 1, "results": [], "data": [null]}`,
+	`{"count": 1, "results": [1, "x", []]}`,
+	`{"count": "45466", "results": []}`,
+	`{"count": 1.5, "results": []}`,
+	`{"count": 1e3, "results": []}`,
+	`{"count": 99999999999999999999999, "results": []}`,
+	`{"count": 9223372036854775807, "results": []}`,
+	`{"count": -0, "results": []}`,
+	`{"count": 1, "results": [{"title": 5, "uuid": null}]}`,
+	`{"count": 1, "results": {"title": "not a list"}}`,
+	`{"count": 1, "next": 5, "results": []}`,
+	`{"count": 1, "is_success": "yes", "results": []}`,
+	// Duplicate keys and keys in another case.
+	`{"count": 1, "results": [{"title": "a"}], "results": [null]}`,
+	`{"count": 1, "results": [null], "results": [{"title": "a"}]}`,
+	`{"count": 1, "results": [], "count": -5}`,
+	`{"COUNT": 2, "RESULTS": [{"TITLE": "upper", "UUID": "57BAF4F4-C9EF-4197-9E4F-ACF04EAE5B4D"}]}`,
+	`{"count": 1, "Results": [null], "results": []}`,
+	// Strings, nesting and bytes no catalogue should send.
+	`{"count": 1, "results": [{"title": "a\u0000b", "genres": "\ud800", "uuid": "x"}]}`,
+	"{\"count\": 1, \"results\": [{\"title\": \"\xff\xfe\", \"description\": \"\xc3\"}]}",
+	`{"count": 1, "results": [], "extra": ` + strings.Repeat("[", 500) + strings.Repeat("]", 500) + `}`,
+	strings.Repeat("[", 20000) + strings.Repeat("]", 20000),
+	`[]`,
+	`null`,
+	`"page"`,
+	`{"count": 1, "results": []} trailing`,
+	`<html><body>502 Bad Gateway</body></html>`,
+	``,
+}
+
+// FuzzCataloguePage checks that no catalogue body upsets parsePage, and
+// that a page it accepts has what the handler relies on.
+func FuzzCataloguePage(f *testing.F) {
+	for _, s := range cataloguePageSeeds {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		p, err := parsePage(body)
+		if err != nil {
+			return
+		}
+		if p.Count == nil || *p.Count < 0 {
+			t.Fatalf("accepted a page without a count, or a negative one: %s", body)
+		}
+		list := p.Results
+		if list == nil {
+			list = p.Data
+		}
+		if list == nil {
+			t.Fatalf("accepted a page without a list of movies: %s", body)
+		}
+		movies := p.movies()
+		if movies == nil {
+			t.Fatalf("movies() is nil for the accepted page %s", body)
+		}
+		if got, want := len(movies), len(*list); got != want {
+			t.Fatalf("movies() has %d movies, the page lists %d: %s", got, want, body)
+		}
+	})
+}
