@@ -27,6 +27,8 @@ type config struct {
 	LogLevel             slog.Level
 	ShutdownTimeout      time.Duration
 	PprofAddr            string
+	MetricsAddr          string
+	CORSOrigins          string
 	Login                loginConfig
 }
 
@@ -83,6 +85,8 @@ func (c *config) settings() []setting {
 		{"LOGIN_MAX_FAILURES", "login-max-failures", "5", "failed logins of one username within LOGIN_LOCKOUT that lock it (a `number`); 0: no lock", intIn(&c.Login.MaxFailures, 0, 1000)},
 		{"LOGIN_LOCKOUT", "login-lockout", "15m", "the failure window and the lock's length (a `duration`)", positiveDuration(&c.Login.Lockout)},
 		{"AUTH_RATE_PER_IP", "auth-rate-per-ip", "60", "register and login requests one client address may make a minute (a `number`); 0: no limit", intIn(&c.Login.RatePerIP, 0, 1_000_000)},
+		{"METRICS_ADDR", "metrics-addr", "", "serve Prometheus metrics at /metrics on this `address`, a listener apart from the API; none: off", str(&c.MetricsAddr)},
+		{"CORS_ALLOWED_ORIGINS", "cors-allowed-origins", "", "comma-separated `origins` allowed to call the API from a browser (* for any); none: no CORS headers", corsOrigins(&c.CORSOrigins)},
 		{"SHUTDOWN_TIMEOUT", "shutdown-timeout", "30s", "how long shutdown waits for requests in flight (a `duration`)", positiveDuration(&c.ShutdownTimeout)},
 	}
 }
@@ -205,6 +209,16 @@ func optionalURL(p *string) func(string) error {
 			return err
 		}
 		*p = strings.TrimRight(v, "/")
+		return nil
+	}
+}
+
+func corsOrigins(p *string) func(string) error {
+	return func(v string) error {
+		if _, err := newCORS(v); err != nil {
+			return err
+		}
+		*p = v
 		return nil
 	}
 }

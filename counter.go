@@ -27,6 +27,7 @@ type counter struct {
 	logger   *slog.Logger
 	// process names this process's share of the persisted count.
 	process string
+	metrics *metrics // nil: none
 
 	shards [counterShards]paddedInt64
 	base   atomic.Int64
@@ -116,6 +117,7 @@ func (c *counter) loop() {
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			if err := c.flush(ctx); err != nil {
 				// The count stays pending and goes with the next flush.
+				c.metrics.counterFlushFailed()
 				c.logger.Warn("persist request count failed; will retry", "err", err)
 			}
 			cancel()
@@ -202,6 +204,7 @@ func (c *counter) countRequest(ctx context.Context) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), writeThroughTimeout)
 	defer cancel()
 	if _, err := c.writeThrough.get(ctx); err != nil {
-		c.logger.Warn("persist request count failed; will retry", "err", err)
+		c.metrics.counterFlushFailed()
+		c.logger.WarnContext(ctx, "persist request count failed; will retry", "err", err)
 	}
 }

@@ -74,6 +74,7 @@ type catalogue struct {
 	flights flightGroup[int, cataloguePage] // in-flight calls by page
 	breaker *breaker
 	stale   *stalePages // pages fetched successfully, to stand in
+	metrics *metrics    // nil: none
 }
 
 // newCatalogue returns a catalogue client with one shared HTTP client.
@@ -200,9 +201,12 @@ func (p cataloguePage) movies() []movie {
 // age how long ago it was fetched.
 func (c *catalogue) Page(ctx context.Context, page int) (p cataloguePage, age time.Duration, stale bool, err error) {
 	budget := time.Duration(c.cfg.MaxAttempts) * (c.cfg.Timeout + maxBackoff)
-	p, _, err = c.flights.do(ctx, page, budget, func(ctx context.Context) (cataloguePage, error) {
+	p, shared, err := c.flights.do(ctx, page, budget, func(ctx context.Context) (cataloguePage, error) {
 		return c.guardedFetch(ctx, page)
 	})
+	if shared {
+		c.metrics.sharedCall()
+	}
 	switch {
 	case err == nil:
 		return p, 0, false, nil
@@ -221,11 +225,13 @@ func (c *catalogue) Page(ctx context.Context, page int) (p cataloguePage, age ti
 // remembered, to stand in later.
 func (c *catalogue) guardedFetch(ctx context.Context, page int) (cataloguePage, error) {
 	ticket, wait, ok := c.breaker.acquire()
+	c.metrics.breakerState(int(c.breaker.state()))
 	if !ok {
 		return cataloguePage{}, catalogueDownError(wait)
 	}
 	p, err := c.fetch(ctx, page)
 	c.breaker.done(ticket, fetchOutcome(ctx, err))
+	c.metrics.breakerState(int(c.breaker.state()))
 	if err == nil {
 		c.stale.put(page, p, c.now())
 	}
@@ -247,27 +253,30 @@ func (c *catalogue) fetch(ctx context.Context, page int) (cataloguePage, error) 
 	var last verdict
 	for n := 1; n <= c.cfg.MaxAttempts; n++ {
 		p, v := c.attempt(ctx, page)
+		if ctx.Err() != nil && v.class != "ok" {
+			c.metrics.catalogueAttempt("cancelled")
+			return cataloguePage{}, errRequestEnded
+		}
+		c.metrics.catalogueAttempt(v.class)
 		if v.class == "ok" {
 			return p, nil
-		}
-		if ctx.Err() != nil {
-			return cataloguePage{}, errRequestEnded
 		}
 		last = v
 		attrs := v.logAttrs(page, n, c.cfg.MaxAttempts)
 		switch {
 		case v.final != nil:
-			c.logger.Warn("catalogue attempt failed; not retrying", attrs...)
+			c.logger.WarnContext(ctx, "catalogue attempt failed; not retrying", attrs...)
 			return cataloguePage{}, v.final
 		case v.hasRetryAfter && v.retryAfter > maxRetryAfter:
-			c.logger.Warn("catalogue attempt failed; it asks for a long wait, not retrying", append(attrs, "retry_after", v.retryAfter.String())...)
+			c.logger.WarnContext(ctx, "catalogue attempt failed; it asks for a long wait, not retrying", append(attrs, "retry_after", v.retryAfter.String())...)
 			return cataloguePage{}, tooLongWait(v.retryAfter)
 		case n == c.cfg.MaxAttempts:
-			c.logger.Warn("catalogue attempt failed; giving up", attrs...)
+			c.logger.WarnContext(ctx, "catalogue attempt failed; giving up", attrs...)
 			continue
 		}
 		wait := c.wait(n, v)
-		c.logger.Warn("catalogue attempt failed; retrying", append(attrs, "wait", wait.String())...)
+		c.metrics.catalogueRetry()
+		c.logger.WarnContext(ctx, "catalogue attempt failed; retrying", append(attrs, "wait", wait.String())...)
 		if err := c.sleep(ctx, wait); err != nil {
 			return cataloguePage{}, errRequestEnded
 		}
@@ -410,6 +419,9 @@ func (c *catalogue) attempt(ctx context.Context, page int) (cataloguePage, verdi
 	}
 	req.SetBasicAuth(c.cfg.Username, c.cfg.Password)
 	req.Header.Set("Accept", "application/json")
+	// The ID of the request that started this call: the flight's context
+	// keeps the values of the first caller's.
+	setRequestIDHeader(ctx, req.Header)
 
 	resp, err := c.client.Do(req)
 	if err != nil {

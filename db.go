@@ -3,9 +3,11 @@ package main
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	_ "embed"
 	"errors"
 	"fmt"
+	"net"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -85,6 +87,41 @@ func isForeignKeyViolation(err error) bool {
 	return errors.As(err, &pe) && pe.Code == "23503"
 }
 
+// errDatabaseGone is the error of a write to a SQLite file that is no
+// longer at its path: removed (with its folder, say) or replaced. Writes
+// to the open, unlinked file would be acknowledged and then lost.
+var errDatabaseGone = errors.New("the database file is no longer at its path")
+
+// isUnavailable reports whether err means the database cannot serve now,
+// for a while, rather than a bug: busy past the busy timeout, locked,
+// read-only, out of space, its file gone, or the server unreachable or
+// shutting down. The client is told to come back (503), not that the
+// server is broken (500).
+func isUnavailable(err error) bool {
+	if errors.Is(err, errDatabaseGone) || errors.Is(err, driver.ErrBadConn) || errors.Is(err, sql.ErrConnDone) {
+		return true
+	}
+	var se *sqlite.Error
+	if errors.As(err, &se) {
+		switch se.Code() & 0xff { // the primary result code
+		case sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED, sqlite3.SQLITE_READONLY, sqlite3.SQLITE_IOERR,
+			sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_FULL, sqlite3.SQLITE_PROTOCOL:
+			return true
+		}
+		return false
+	}
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		// Connection exceptions, insufficient resources, operator
+		// intervention (shutdown), a read-only or recovering server.
+		return strings.HasPrefix(pe.Code, "08") || strings.HasPrefix(pe.Code, "53") ||
+			strings.HasPrefix(pe.Code, "57") || pe.Code == "25006"
+	}
+	var ce *pgconn.ConnectError
+	var ne net.Error
+	return errors.As(err, &ce) || errors.As(err, &ne) || pgconn.Timeout(err)
+}
+
 // writeQuery names one statement of the write transactions. Every one is
 // prepared once on the writer at open, from writeQueryText, so that SQLite
 // parses each once rather than on every write.
@@ -144,7 +181,8 @@ var writeQueryText = [numWriteQueries]string{
 			window_start = CASE WHEN f.window_start + CAST($4 AS BIGINT) <= CAST($2 AS BIGINT) THEN CAST($2 AS BIGINT) ELSE f.window_start END,
 			locked_until = CASE
 				WHEN (CASE WHEN f.window_start + CAST($4 AS BIGINT) <= CAST($2 AS BIGINT) THEN 1 ELSE f.failures + 1 END) >= CAST($3 AS INTEGER)
-				THEN CAST($2 AS BIGINT) + CAST($4 AS BIGINT) ELSE f.locked_until END`,
+				THEN CAST($2 AS BIGINT) + CAST($4 AS BIGINT) ELSE f.locked_until END
+		RETURNING locked_until`,
 	qSweepLoginFailures: `DELETE FROM login_failures WHERE username IN (
 		SELECT username FROM login_failures WHERE window_start < $1 AND locked_until < $1 LIMIT 100)`,
 	qLoginSucceeded:   `DELETE FROM login_failures WHERE username = $1`,
@@ -178,6 +216,10 @@ type db struct {
 	// pools is every distinct pool, to close.
 	pools []*sql.DB
 	desc  string
+	// file is the SQLite file as opened, to tell when its path no longer
+	// leads to it; nil for PostgreSQL.
+	file     os.FileInfo
+	filePath string
 
 	writeStmts [numWriteQueries]*sql.Stmt
 	// readStmts holds read queries prepared on the read pool, by text,
@@ -264,7 +306,17 @@ func openSQLite(path string, pool poolConfig) (*db, error) {
 	read.SetMaxIdleConns(n)
 	read.SetConnMaxLifetime(0)
 	read.SetConnMaxIdleTime(0)
-	return &db{dialect: sqliteDialect, write: write, read: read, pools: []*sql.DB{write, read}, desc: "sqlite:" + path}, nil
+	d := &db{dialect: sqliteDialect, write: write, read: read, pools: []*sql.DB{write, read}, desc: "sqlite:" + path, filePath: path}
+	// Open the file now, to know which file it is.
+	if err := write.Ping(); err != nil {
+		d.Close()
+		return nil, fmt.Errorf("open SQLite database %s: %w", path, err)
+	}
+	if d.file, err = os.Stat(path); err != nil {
+		d.Close()
+		return nil, fmt.Errorf("open SQLite database %s: %w", path, err)
+	}
+	return d, nil
 }
 
 func openPostgres(dsn string, pool poolConfig) (*db, error) {
@@ -354,8 +406,24 @@ func (t *writeTx) query(ctx context.Context, q writeQuery, args ...any) (*sql.Ro
 	return t.stmt(ctx, q).QueryContext(ctx, args...)
 }
 
+// checkFile returns errDatabaseGone when the SQLite file this database
+// opened is no longer at its path. One stat call.
+func (d *db) checkFile() error {
+	if d.file == nil {
+		return nil
+	}
+	fi, err := os.Stat(d.filePath)
+	if err != nil || !os.SameFile(fi, d.file) {
+		return errDatabaseGone
+	}
+	return nil
+}
+
 // withTx runs fn in a write transaction and commits it if fn succeeds.
 func (d *db) withTx(ctx context.Context, fn func(*writeTx) error) error {
+	if err := d.checkFile(); err != nil {
+		return err
+	}
 	tx, err := d.write.BeginTx(ctx, nil)
 	if err != nil {
 		return err

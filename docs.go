@@ -6,7 +6,6 @@ import (
 	"crypto/sha256"
 	"embed"
 	"encoding/hex"
-	"encoding/json"
 	"io"
 	"net/http"
 	"path"
@@ -147,48 +146,19 @@ func handleOpenAPI(w http.ResponseWriter, r *http.Request) {
 	docsFiles()["openapi.json"].serve(w, r)
 }
 
-// docsHandler serves GET /docs (and /docs/): the Swagger UI page for
-// /openapi.json, and the files it loads from /docs/.
-func docsHandler() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method != http.MethodGet && r.Method != http.MethodHead {
-			w.Header().Set("Allow", "GET, HEAD")
-			writeDocsError(w, http.StatusMethodNotAllowed, "method_not_allowed", r.Method+" is not allowed here; allowed: GET, HEAD")
-			return
-		}
-		name, ok := strings.CutPrefix(r.URL.Path, "/docs")
-		switch {
-		case !ok:
-		case name == "" || name == "/":
-			name = "index.html"
-		default:
-			name = strings.TrimPrefix(name, "/")
-		}
-		f := docsFiles()["docs/"+name]
-		if !ok || strings.Contains(name, "/") || f == nil {
-			writeDocsError(w, http.StatusNotFound, "not_found", "no such endpoint")
-			return
-		}
-		w.Header().Set("Content-Security-Policy", docsCSP)
-		w.Header().Set("Referrer-Policy", "no-referrer")
-		f.serve(w, r)
-	})
-}
-
-// writeDocsError answers in the API's error shape, so that a wrong path or
-// method under /docs reads like one anywhere else.
-func writeDocsError(w http.ResponseWriter, status int, code, message string) {
-	var body struct {
-		IsSuccess bool `json:"is_success"`
-		Error     struct {
-			Code    string `json:"code"`
-			Message string `json:"message"`
-		} `json:"error"`
+// handleDocs serves GET /docs and GET /docs/{file}: the Swagger UI page
+// for /openapi.json, and the files it loads.
+func handleDocs(w http.ResponseWriter, r *http.Request) error {
+	name := r.PathValue("file")
+	if name == "" {
+		name = "index.html"
 	}
-	body.Error.Code, body.Error.Message = code, message
-	b, _ := json.Marshal(body) // cannot fail: strings and a bool
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("X-Content-Type-Options", "nosniff")
-	w.WriteHeader(status)
-	w.Write(append(b, '\n'))
+	f := docsFiles()["docs/"+name]
+	if f == nil {
+		return errRouteNotFound
+	}
+	w.Header().Set("Content-Security-Policy", docsCSP)
+	w.Header().Set("Referrer-Policy", "no-referrer")
+	f.serve(w, r)
+	return nil
 }

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"os"
@@ -18,10 +17,6 @@ import (
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 )
-
-// docsTestToken is the token that the stand-in for POST /register/ in
-// newDocsTestServer answers and its GET /request-count/ wants.
-const docsTestToken = "docs-test-token"
 
 // findChromium returns the path of a Chromium to drive: $CHROME_PATH,
 // /usr/bin/chromium, or chromium on PATH. Without one the test is skipped,
@@ -49,31 +44,11 @@ func findChromium(t *testing.T) string {
 	return ""
 }
 
-// newDocsTestServer serves the docs page and the document, with stand-ins
-// for POST /register/ (answering docsTestToken) and GET /request-count/
-// (wanting it), so that the page can be driven through register,
-// authorize and try.
+// newDocsTestServer serves the whole service on a fresh database, so
+// that the page can be driven through register, authorize and try.
 func newDocsTestServer(t *testing.T) *httptest.Server {
 	t.Helper()
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /openapi.json", handleOpenAPI)
-	mux.Handle("GET /docs", docsHandler())
-	mux.Handle("GET /docs/", docsHandler())
-	mux.HandleFunc("POST /register/", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(http.StatusCreated)
-		w.Write([]byte(`{"access_token":"` + docsTestToken + `"}`))
-	})
-	mux.HandleFunc("GET /request-count/", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		if r.Header.Get("Authorization") != "Bearer "+docsTestToken {
-			w.WriteHeader(http.StatusUnauthorized)
-			w.Write([]byte(`{"is_success":false,"error":{"code":"unauthorized","message":"a valid bearer token is required"}}`))
-			return
-		}
-		w.Write([]byte(`{"requests":1}`))
-	})
-	srv := httptest.NewServer(mux)
+	srv := httptest.NewServer(newTestApp(t).handler)
 	t.Cleanup(srv.Close)
 	return srv
 }

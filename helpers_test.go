@@ -163,14 +163,24 @@ func (a *testApp) do(method, path, token string, body any) response {
 }
 
 // doWith sends a request with the given body and headers.
+// Every exchange is checked against openapi.json: the document describes
+// what the tests see, or a test fails naming the operation and mismatch.
 func (a *testApp) doWith(method, path string, body io.Reader, headers map[string]string) response {
 	a.t.Helper()
-	req := httptest.NewRequest(method, path, body)
+	var reqBody []byte
+	if body != nil {
+		var err error
+		if reqBody, err = io.ReadAll(body); err != nil {
+			a.t.Fatalf("read request body: %v", err)
+		}
+	}
+	req := httptest.NewRequest(method, path, bytes.NewReader(reqBody))
 	for k, v := range headers {
 		req.Header.Set(k, v)
 	}
 	rec := httptest.NewRecorder()
 	a.handler.ServeHTTP(rec, req)
+	newOpenAPIValidator(a.t).check(a.t, req, reqBody, rec.Code, rec.Header(), rec.Body.Bytes())
 	return response{status: rec.Code, header: rec.Header(), body: rec.Body.Bytes()}
 }
 

@@ -40,7 +40,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 
 	logOut := newLogWriter(stdout, 100*time.Millisecond)
 	defer logOut.Close()
-	logger := slog.New(slog.NewJSONHandler(logOut, &slog.HandlerOptions{Level: cfg.LogLevel}))
+	logger := slog.New(withRequestID(slog.NewJSONHandler(logOut, &slog.HandlerOptions{Level: cfg.LogLevel})))
 
 	a, err := newApp(ctx, cfg, logger)
 	if err != nil {
@@ -58,8 +58,18 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
-	if cfg.PprofAddr != "" {
-		stopPprof, err := servePprof(cfg.PprofAddr, logger)
+	// The admin listeners: metrics, and profiles on the same address or
+	// their own. Neither is reachable through the API's listener, and
+	// their requests are not counted.
+	if cfg.MetricsAddr != "" {
+		stopAdmin, err := serveAdmin(cfg.MetricsAddr, a.metrics, cfg.PprofAddr == cfg.MetricsAddr, logger)
+		if err != nil {
+			return err
+		}
+		defer stopAdmin()
+	}
+	if cfg.PprofAddr != "" && cfg.PprofAddr != cfg.MetricsAddr {
+		stopPprof, err := serveAdmin(cfg.PprofAddr, nil, true, logger)
 		if err != nil {
 			return err
 		}
@@ -71,13 +81,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return fmt.Errorf("listen on %s: %w", cfg.Addr, err)
 	}
 	logger.Info("listening", "addr", ln.Addr().String(), "database", a.store.Describe())
-	return serve(ctx, srv, ln, cfg.ShutdownTimeout, logger)
+	return serve(ctx, srv, ln, cfg.ShutdownTimeout, a.server.ready.drain, logger)
 }
 
-// serve serves on ln until ctx ends, then shuts down: no new connections,
-// requests in flight finish, and those still running after timeout are
-// cut off.
-func serve(ctx context.Context, srv *http.Server, ln net.Listener, timeout time.Duration, logger *slog.Logger) (err error) {
+// serve serves on ln until ctx ends, then shuts down: drain (readiness
+// turns 503 at once), no new connections, requests in flight finish, and
+// those still running after timeout are cut off.
+func serve(ctx context.Context, srv *http.Server, ln net.Listener, timeout time.Duration, drain func(), logger *slog.Logger) (err error) {
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
 
@@ -86,6 +96,7 @@ func serve(ctx context.Context, srv *http.Server, ln net.Listener, timeout time.
 		// Serve only returns early on a listener failure.
 	case <-ctx.Done():
 		logger.Info("shutting down")
+		drain()
 		shutdownCtx, cancel := context.WithTimeout(context.Background(), timeout)
 		err = srv.Shutdown(shutdownCtx)
 		cancel()
@@ -109,6 +120,7 @@ type app struct {
 	auth      *authenticator
 	counter   *counter
 	catalogue *catalogue
+	metrics   *metrics
 	server    *server
 	handler   http.Handler
 }
@@ -125,16 +137,32 @@ func newApp(ctx context.Context, cfg config, logger *slog.Logger) (*app, error) 
 		store.Close()
 		return nil, err
 	}
+	m := newMetrics()
+	for i, p := range store.db.pools {
+		name := "pool" // PostgreSQL: one pool for reads and writes
+		if len(store.db.pools) == 2 {
+			name = []string{"write", "read"}[i]
+		}
+		m.registerDB(name, p)
+	}
 	ctr := newCounter(store, cfg.CounterFlushInterval, logger)
+	ctr.metrics = m
+	m.registerCounter(ctr.Count)
 	if err := ctr.Start(ctx); err != nil {
 		store.Close()
 		return nil, fmt.Errorf("load request count: %w", err)
 	}
 	cat := newCatalogue(cfg.Catalogue, logger)
+	cat.metrics = m
 	if !cat.Configured() {
 		logger.Warn("catalogue credentials are not set: /movies/ will answer 503 until MOVIES_API_USERNAME and MOVIES_API_PASSWORD are set")
 	}
-	a := &app{store: store, auth: auth, counter: ctr, catalogue: cat}
+	cors, err := newCORS(cfg.CORSOrigins)
+	if err != nil {
+		store.Close()
+		return nil, err
+	}
+	a := &app{store: store, auth: auth, counter: ctr, catalogue: cat, metrics: m}
 	a.server = &server{
 		logger:    logger,
 		store:     store,
@@ -145,6 +173,9 @@ func newApp(ctx context.Context, cfg config, logger *slog.Logger) (*app, error) 
 		cache:     newResponseCache(8 << 20),
 		login:     cfg.Login,
 		limiter:   newAddressLimiter(cfg.Login.RatePerIP, maxAddresses, time.Now),
+		metrics:   m,
+		ready:     &readiness{logger: logger},
+		cors:      cors,
 	}
 	a.handler = newServer(a.server)
 	return a, nil

@@ -6,11 +6,15 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"go/ast"
+	"go/parser"
+	"go/token"
 	"io"
 	"mime"
 	"net/http"
 	"net/http/httptest"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -504,3 +508,78 @@ type failRecorder struct {
 func (f *failRecorder) Helper()               {}
 func (f *failRecorder) Errorf(string, ...any) { f.failed = true }
 func (f *failRecorder) Fatalf(string, ...any) { f.failed = true }
+
+// TestRoutesMatchDocument checks that every route of addRoutes has an
+// operation in openapi.json and every operation a route. The routes are
+// read from addRoutes' source, so that a route added there and not
+// described fails here.
+func TestRoutesMatchDocument(t *testing.T) {
+	fset := token.NewFileSet()
+	f, err := parser.ParseFile(fset, "routes.go", nil, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	routes := map[string]bool{}
+	ast.Inspect(f, func(n ast.Node) bool {
+		fn, ok := n.(*ast.FuncDecl)
+		if !ok || fn.Name.Name != "addRoutes" {
+			return true
+		}
+		ast.Inspect(fn.Body, func(n ast.Node) bool {
+			call, ok := n.(*ast.CallExpr)
+			if sel, isSel := callee(call); ok && isSel && sel == "handle" && len(call.Args) > 0 {
+				if lit, ok := call.Args[0].(*ast.BasicLit); ok && lit.Kind == token.STRING {
+					pattern, _ := strconv.Unquote(lit.Value)
+					routes[normalizeRoute(pattern)] = true
+				}
+			}
+			return true
+		})
+		return false
+	})
+	if len(routes) < 10 {
+		t.Fatalf("found only %d routes in addRoutes: %v", len(routes), routes)
+	}
+	ops := map[string]bool{}
+	for _, op := range openAPIOperations(t) {
+		ops[normalizeRoute(op)] = true
+	}
+	// The files the docs page loads are not operations of the API.
+	delete(routes, "GET /docs/{}")
+	for r := range routes {
+		if !ops[r] {
+			t.Errorf("route %q has no operation in openapi.json", r)
+		}
+	}
+	for op := range ops {
+		if !routes[op] {
+			t.Errorf("operation %q has no route in addRoutes", op)
+		}
+	}
+}
+
+// callee names the method a call expression calls, if it is a selector.
+func callee(call *ast.CallExpr) (string, bool) {
+	if call == nil {
+		return "", false
+	}
+	sel, ok := call.Fun.(*ast.SelectorExpr)
+	if !ok {
+		return "", false
+	}
+	return sel.Sel.Name, true
+}
+
+// normalizeRoute writes "GET /collection/{id}/" and the document's
+// "GET /collection/{uuid}/" alike: path parameters by position, not name,
+// and no final slash.
+func normalizeRoute(pattern string) string {
+	method, path, _ := strings.Cut(pattern, " ")
+	parts := strings.Split(strings.TrimSuffix(path, "/"), "/")
+	for i, p := range parts {
+		if strings.HasPrefix(p, "{") {
+			parts[i] = "{}"
+		}
+	}
+	return method + " " + strings.Join(parts, "/")
+}

@@ -97,7 +97,7 @@ func TestReadinessWithStore(t *testing.T) {
 		t.Fatal(err)
 	}
 	var rd readiness
-	h := rd.handler(store.Ping)
+	h := rd.handler(store.Ready)
 	if status, body, _ := readyz(t, h); status != http.StatusOK {
 		t.Fatalf("open database: got %d %+v, want 200", status, body)
 	}

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"path"
 	"strings"
+	"sync/atomic"
 	"time"
 )
 
@@ -31,6 +32,12 @@ type server struct {
 	// limiter bounds register and login requests per client address;
 	// nil: no limit.
 	limiter *addressLimiter
+	metrics *metrics // nil: none
+	// refused counts answers of database trouble since troubleLogged (Unix
+	// nanoseconds) was last set, for dbTrouble.
+	refused, troubleLogged atomic.Int64
+	ready                  *readiness  // /readyz, turned off when shutdown begins
+	cors                   *corsPolicy // nil: no CORS headers
 }
 
 // newServer returns the service's whole HTTP handler: the routes of
@@ -43,9 +50,11 @@ func newServer(s *server) http.Handler {
 	return s.countRequests(s.uncounted())
 }
 
-// uncounted is the whole handler but for the request counter.
+// uncounted is the whole handler but for the request counter: every
+// answer gets its request ID, is logged and measured; CORS preflights are
+// answered before routing and authentication.
 func (s *server) uncounted() http.Handler {
-	return s.logRequests(http.HandlerFunc(s.route))
+	return requestIDMiddleware(s.logRequests(s.cors.middleware(http.HandlerFunc(s.route))))
 }
 
 // addRoutes lists the whole API. Each path answers with and without its
@@ -54,6 +63,10 @@ func (s *server) addRoutes() {
 	s.handle("POST /register/", s.public(s.rateLimited(s.handleRegister)))
 	s.handle("POST /login/", s.public(s.rateLimited(s.handleLogin)))
 	s.handle("GET /healthz/", s.public(s.handleHealthz))
+	s.handle("GET /readyz/", s.ready.handler(s.store.Ready))
+	s.handle("GET /openapi.json", http.HandlerFunc(handleOpenAPI))
+	s.handle("GET /docs/", s.public(handleDocs))
+	s.handle("GET /docs/{file}", s.public(handleDocs))
 
 	s.handle("GET /movies/", s.protected(s.handleMovies))
 
@@ -147,6 +160,7 @@ func (s *server) public(h handlerFunc) http.Handler {
 func (s *server) rateLimited(h handlerFunc) handlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) error {
 		if ok, wait := s.limiter.allow(clientAddress(r)); !ok {
+			s.metrics.rateLimited("auth_ip")
 			return &apiError{Code: codeTooManyRequests, Message: "too many requests from this address: try again later",
 				RetryAfter: retryAfterSeconds(wait)}
 		}
@@ -192,57 +206,49 @@ func (s *server) countRequests(next http.Handler) http.Handler {
 	})
 }
 
-// logRequests writes one log line per request and turns a panic into a
-// 500 instead of a dropped connection.
+// logRequests writes one log line per request, measures it, and turns a
+// panic into a 500 instead of a dropped connection.
 func (s *server) logRequests(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
-		sr := &statusRecorder{ResponseWriter: w}
+		ar := recordAccess(w)
 		defer func() {
 			if p := recover(); p != nil {
 				if p == http.ErrAbortHandler {
 					panic(p)
 				}
-				s.logger.Error("panic serving request", "method", r.Method, "path", r.URL.Path, "panic", fmt.Sprint(p))
-				if sr.status == 0 {
-					s.writeError(sr, r, errors.New("panic"))
+				s.logger.ErrorContext(r.Context(), "panic serving request", "method", r.Method, "path", r.URL.Path, "panic", fmt.Sprint(p))
+				if ar.status == 0 {
+					s.writeError(ar, r, errors.New("panic"))
 				}
 			}
-			status := sr.status
-			if status == 0 {
-				status = http.StatusOK
-			}
-			s.logger.LogAttrs(r.Context(), slog.LevelInfo, "request",
-				slog.String("method", r.Method),
-				slog.String("path", r.URL.Path),
-				slog.Int("status", status),
-				slog.Float64("duration_ms", float64(time.Since(start).Microseconds())/1000))
+			d := time.Since(start)
+			logAccess(s.logger, r, ar, d)
+			s.metrics.observe(r.Method, r.Pattern, ar.code(), d)
 		}()
-		next.ServeHTTP(sr, r)
+		next.ServeHTTP(ar, r)
 	})
 }
 
-// statusRecorder remembers the status a handler wrote, for the access log.
-type statusRecorder struct {
-	http.ResponseWriter
-	status int
-}
+// errDatabaseUnavailable answers a request the database cannot serve now.
+var errDatabaseUnavailable = &apiError{Code: codeUnavailable, Message: "the database is busy or unavailable: try again shortly", RetryAfter: "2"}
 
-func (sr *statusRecorder) WriteHeader(status int) {
-	if sr.status == 0 {
-		sr.status = status
+// dbTrouble logs that the database cannot serve, once per episode: at
+// most once every dbTroubleEvery, with how many requests were refused
+// since the last line.
+func (s *server) dbTrouble(r *http.Request, err error) {
+	refused := s.refused.Add(1)
+	now := time.Now().UnixNano()
+	last := s.troubleLogged.Load()
+	if now-last < int64(dbTroubleEvery) || !s.troubleLogged.CompareAndSwap(last, now) {
+		return
 	}
-	sr.ResponseWriter.WriteHeader(status)
+	s.refused.Add(-refused)
+	s.logger.ErrorContext(r.Context(), "database unavailable: answering 503", "err", err, "refused", refused)
 }
 
-func (sr *statusRecorder) Write(b []byte) (int, error) {
-	if sr.status == 0 {
-		sr.status = http.StatusOK
-	}
-	return sr.ResponseWriter.Write(b)
-}
-
-func (sr *statusRecorder) Unwrap() http.ResponseWriter { return sr.ResponseWriter }
+// dbTroubleEvery is how often database trouble is logged while it lasts.
+const dbTroubleEvery = 10 * time.Second
 
 // errorBody is the JSON shape of every error.
 type errorBody struct {
@@ -265,10 +271,13 @@ func (s *server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	case r.Context().Err() != nil && errors.Is(err, r.Context().Err()):
 		// The client went away or its deadline passed: not a bug, and
 		// nobody reads this answer.
-		s.logger.Debug("request ended by the client", "method", r.Method, "path", r.URL.Path)
+		s.logger.DebugContext(r.Context(), "request ended by the client", "method", r.Method, "path", r.URL.Path)
 		ae = newError(codeUnavailable, "the request was cancelled")
+	case isUnavailable(err):
+		s.dbTrouble(r, err)
+		ae = errDatabaseUnavailable
 	default:
-		s.logger.Error("internal error", "method", r.Method, "path", r.URL.Path, "err", err)
+		s.logger.ErrorContext(r.Context(), "internal error", "method", r.Method, "path", r.URL.Path, "err", err)
 		ae = newError(codeInternal, "something went wrong on our side")
 	}
 	if ae.Code == codeUnauthorized {

@@ -44,10 +44,22 @@ func (s *Store) Describe() string { return s.db.Describe() }
 // Close closes every connection.
 func (s *Store) Close() error { return s.db.Close() }
 
-// Ping reports whether the database answers.
-func (s *Store) Ping(ctx context.Context) error {
+// Ready reports whether the database can serve reads and writes now: it
+// answers a query, its file (SQLite) is still at its path, and a write
+// transaction can begin, which it then rolls back.
+func (s *Store) Ready(ctx context.Context) error {
 	var one int
-	return s.db.read.QueryRowContext(ctx, "SELECT 1").Scan(&one)
+	if err := s.db.read.QueryRowContext(ctx, "SELECT 1").Scan(&one); err != nil {
+		return fmt.Errorf("read: %w", err)
+	}
+	if err := s.db.checkFile(); err != nil {
+		return err
+	}
+	tx, err := s.db.write.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("begin a write: %w", err)
+	}
+	return tx.Rollback()
 }
 
 // user is an account as stored.
@@ -498,23 +510,26 @@ func (s *Store) LoginLock(ctx context.Context, username string, now time.Time) (
 }
 
 // LoginFailed records a failed login of username. The maxFailures-th
-// failure within window of the first locks the name for window. Rows of
-// windows long past are swept now and then, a few at a time.
-func (s *Store) LoginFailed(ctx context.Context, username string, now time.Time, maxFailures int, window time.Duration) error {
+// failure within window of the first locks the name for window: locked
+// reports that this failure did. Rows of windows long past are swept now
+// and then, a few at a time.
+func (s *Store) LoginFailed(ctx context.Context, username string, now time.Time, maxFailures int, window time.Duration) (locked bool, err error) {
 	secs := int64(window / time.Second)
-	err := s.db.withTx(ctx, func(tx *writeTx) error {
-		if err := tx.exec(ctx, qLoginFailed, asciiLower(username), now.Unix(), maxFailures, secs); err != nil {
+	err = s.db.withTx(ctx, func(tx *writeTx) error {
+		var until int64
+		if err := tx.queryRow(ctx, qLoginFailed, asciiLower(username), now.Unix(), maxFailures, secs).Scan(&until); err != nil {
 			return err
 		}
+		locked = until == now.Unix()+secs
 		if rand.N(100) == 0 {
 			return tx.exec(ctx, qSweepLoginFailures, now.Unix()-secs)
 		}
 		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("record failed login: %w", err)
+		return false, fmt.Errorf("record failed login: %w", err)
 	}
-	return nil
+	return locked, nil
 }
 
 // LoginSucceeded forgets the failed logins of username.
