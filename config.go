@@ -47,6 +47,9 @@ type poolConfig struct {
 	MaxIdle     int
 	MaxLifetime time.Duration
 	MaxIdleTime time.Duration
+	// BusyTimeout is how long a SQLite write waits for a lock another
+	// process holds before it fails (and is answered 503).
+	BusyTimeout time.Duration
 }
 
 // setting describes one configuration variable: where it comes from, its
@@ -80,6 +83,7 @@ func (c *config) settings() []setting {
 		{"DB_MAX_IDLE_CONNS", "db-max-idle-conns", "0", "idle connections kept (a `number`); 0: as many as open", intIn(&c.Pool.MaxIdle, 0, 1000)},
 		{"DB_CONN_MAX_LIFETIME", "db-conn-max-lifetime", "30m", "PostgreSQL connection lifetime (a `duration`); 0: unlimited", nonNegativeDuration(&c.Pool.MaxLifetime)},
 		{"DB_CONN_MAX_IDLE_TIME", "db-conn-max-idle-time", "5m", "PostgreSQL idle connection lifetime (a `duration`); 0: unlimited", nonNegativeDuration(&c.Pool.MaxIdleTime)},
+		{"DB_BUSY_TIMEOUT", "db-busy-timeout", "5s", "how long a SQLite statement waits for a lock another process holds (a `duration`); then 503", positiveDuration(&c.Pool.BusyTimeout)},
 		{"LOG_LEVEL", "log-level", "info", "log `level`: debug, info, warn or error", logLevel(&c.LogLevel)},
 		{"PPROF_ADDR", "pprof-addr", "", "serve net/http/pprof on this `address` (keep it on loopback); none: off", str(&c.PprofAddr)},
 		{"LOGIN_MAX_FAILURES", "login-max-failures", "5", "failed logins of one username within LOGIN_LOCKOUT that lock it (a `number`); 0: no lock", intIn(&c.Login.MaxFailures, 0, 1000)},

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"math/rand/v2"
 	"sync"
@@ -143,7 +144,7 @@ func (c *counter) Stop(ctx context.Context) error {
 			}
 			return nil
 		}
-		if ctx.Err() != nil {
+		if ctx.Err() != nil || errors.Is(err, errDatabaseGone) {
 			return err
 		}
 		c.logger.Warn("persist request count failed; retrying", "err", err)

@@ -16,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
 	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" driver
@@ -44,6 +45,9 @@ type dialect struct {
 	// until the transaction ends. SQLite has no such clause and needs
 	// none: its single writer holds the whole database.
 	lockRows bool
+	// groupCommit is whether concurrent writes share transactions (see
+	// groupCommit): worth it with one writer (SQLite), not with many.
+	groupCommit bool
 	// lockMigrations serialises schema changes between processes; ""
 	// when the write transaction itself does (SQLite's IMMEDIATE lock).
 	lockMigrations string
@@ -55,6 +59,7 @@ var (
 	sqliteDialect = dialect{
 		name:          "sqlite",
 		schema:        sqliteSchema,
+		groupCommit:   true,
 		byteCollation: "BINARY",
 	}
 	postgresDialect = dialect{
@@ -115,7 +120,7 @@ func isUnavailable(err error) bool {
 		// Connection exceptions, insufficient resources, operator
 		// intervention (shutdown), a read-only or recovering server.
 		return strings.HasPrefix(pe.Code, "08") || strings.HasPrefix(pe.Code, "53") ||
-			strings.HasPrefix(pe.Code, "57") || pe.Code == "25006"
+			strings.HasPrefix(pe.Code, "57") || strings.HasPrefix(pe.Code, "40") || pe.Code == "25006"
 	}
 	var ce *pgconn.ConnectError
 	var ne net.Error
@@ -222,6 +227,9 @@ type db struct {
 	filePath string
 
 	writeStmts [numWriteQueries]*sql.Stmt
+	// writer runs every write, folding concurrent ones into one
+	// transaction; nil where each write has a transaction of its own.
+	writer *groupCommit
 	// readStmts holds read queries prepared on the read pool, by text,
 	// so that hot queries are parsed once per connection, not per call.
 	readStmts sync.Map // string -> *sql.Stmt
@@ -249,6 +257,9 @@ func openDB(ctx context.Context, dsn string, pool poolConfig) (*db, error) {
 			return nil, fmt.Errorf("prepare: %w", err)
 		}
 		d.writeStmts[q] = st
+	}
+	if d.dialect.groupCommit {
+		d.writer = newGroupCommit(d.write, &d.writeStmts, maxWriteBatch)
 	}
 	return d, nil
 }
@@ -282,8 +293,13 @@ func openSQLite(path string, pool poolConfig) (*db, error) {
 	}
 	// PRAGMAs go in the DSN so that every pooled connection gets them;
 	// busy_timeout first, so the others wait rather than fail.
+	busy := pool.BusyTimeout
+	if busy <= 0 {
+		busy = 5 * time.Second
+	}
 	base := "file:" + (&url.URL{Path: path}).EscapedPath() +
-		"?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_pragma=foreign_keys(ON)"
+		fmt.Sprintf("?_pragma=busy_timeout(%d)", busy.Milliseconds()) +
+		"&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_pragma=foreign_keys(ON)"
 	write, err := sql.Open("sqlite", base+"&_txlock=immediate")
 	if err != nil {
 		return nil, err
@@ -347,8 +363,15 @@ func openPostgres(dsn string, pool poolConfig) (*db, error) {
 // Describe names the database for logs, without credentials.
 func (d *db) Describe() string { return d.desc }
 
-// Close closes every statement and connection.
+// maxWriteBatch is how many writes one transaction takes at most.
+const maxWriteBatch = 64
+
+// Close waits for the writes under way, then closes every statement and
+// connection.
 func (d *db) Close() error {
+	if d.writer != nil {
+		d.writer.close()
+	}
 	for _, st := range d.writeStmts {
 		if st != nil {
 			st.Close()
@@ -379,31 +402,35 @@ func (d *db) readStmt(ctx context.Context, query string) (*sql.Stmt, error) {
 	return st, nil
 }
 
-// writeTx is one write transaction. Work that runs inside a transaction
-// takes a *writeTx, not the store, so it cannot reach the writer pool by
+// writeTx is one write in a transaction. Work that runs inside one takes
+// a *writeTx, not the store, so it cannot reach the writer pool by
 // mistake: on SQLite that pool is the one connection the transaction
 // already holds, and a second use of it would wait until the context ends.
+// Its statements run on the transaction's own context, not the caller's:
+// a client hanging up half-way through a statement must not roll back the
+// other writes committed with it (see groupCommit).
 type writeTx struct {
 	tx    *sql.Tx
 	stmts *[numWriteQueries]*sql.Stmt
+	ctx   context.Context
 }
 
 // stmt returns q bound to this transaction.
-func (t *writeTx) stmt(ctx context.Context, q writeQuery) *sql.Stmt {
-	return t.tx.StmtContext(ctx, t.stmts[q])
+func (t *writeTx) stmt(q writeQuery) *sql.Stmt {
+	return t.tx.StmtContext(t.ctx, t.stmts[q])
 }
 
-func (t *writeTx) exec(ctx context.Context, q writeQuery, args ...any) error {
-	_, err := t.stmt(ctx, q).ExecContext(ctx, args...)
+func (t *writeTx) exec(q writeQuery, args ...any) error {
+	_, err := t.stmt(q).ExecContext(t.ctx, args...)
 	return err
 }
 
-func (t *writeTx) queryRow(ctx context.Context, q writeQuery, args ...any) *sql.Row {
-	return t.stmt(ctx, q).QueryRowContext(ctx, args...)
+func (t *writeTx) queryRow(q writeQuery, args ...any) *sql.Row {
+	return t.stmt(q).QueryRowContext(t.ctx, args...)
 }
 
-func (t *writeTx) query(ctx context.Context, q writeQuery, args ...any) (*sql.Rows, error) {
-	return t.stmt(ctx, q).QueryContext(ctx, args...)
+func (t *writeTx) query(q writeQuery, args ...any) (*sql.Rows, error) {
+	return t.stmt(q).QueryContext(t.ctx, args...)
 }
 
 // checkFile returns errDatabaseGone when the SQLite file this database
@@ -419,20 +446,38 @@ func (d *db) checkFile() error {
 	return nil
 }
 
-// withTx runs fn in a write transaction and commits it if fn succeeds.
+// withTx runs fn as one write and commits it if fn succeeds; concurrent
+// writes share a transaction (see groupCommit). It returns once the write
+// is committed, or with why it was not.
 func (d *db) withTx(ctx context.Context, fn func(*writeTx) error) error {
 	if err := d.checkFile(); err != nil {
 		return err
 	}
-	tx, err := d.write.BeginTx(ctx, nil)
-	if err != nil {
-		return err
+	if d.writer != nil {
+		return d.writer.run(ctx, fn)
 	}
-	defer tx.Rollback()
-	if err := fn(&writeTx{tx: tx, stmts: &d.writeStmts}); err != nil {
-		return err
+	// PostgreSQL breaks a deadlock or a serialization conflict by failing
+	// one transaction, which may simply run again.
+	var err error
+	for range maxTxRetries {
+		if err = ctx.Err(); err != nil {
+			return err
+		}
+		if err = runAlone(ctx, d.write, &d.writeStmts, fn); !isRetryable(err) {
+			return err
+		}
 	}
-	return tx.Commit()
+	return err
+}
+
+// maxTxRetries is how many times a write that lost a deadlock is run.
+const maxTxRetries = 3
+
+// isRetryable reports whether err is PostgreSQL failing a transaction to
+// break a deadlock or a serialization conflict: running it again is safe.
+func isRetryable(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && (pe.Code == "40P01" || pe.Code == "40001")
 }
 
 var migrationHeader = regexp.MustCompile(`(?m)^-- migration (\d+):.*$`)

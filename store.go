@@ -84,7 +84,7 @@ type account struct {
 func (s *Store) CreateUser(ctx context.Context, username, passwordHash string) (string, error) {
 	id := newUUID()
 	err := s.db.withTx(ctx, func(tx *writeTx) error {
-		return tx.exec(ctx, qInsertUser, id, username, passwordHash)
+		return tx.exec(qInsertUser, id, username, passwordHash)
 	})
 	if isUniqueViolation(err) {
 		return "", errUsernameTaken
@@ -169,16 +169,16 @@ func (s *Store) SyncRequests(ctx context.Context, process string, total int64) (
 	var count int64
 	err := s.db.withTx(ctx, func(tx *writeTx) error {
 		var held int64
-		if err := tx.queryRow(ctx, qCounterShare, process).Scan(&held); err != nil && !errors.Is(err, sql.ErrNoRows) {
+		if err := tx.queryRow(qCounterShare, process).Scan(&held); err != nil && !errors.Is(err, sql.ErrNoRows) {
 			return err
 		}
-		if err := tx.queryRow(ctx, qAddRequests, max(total-held, 0)).Scan(&count); err != nil {
+		if err := tx.queryRow(qAddRequests, max(total-held, 0)).Scan(&count); err != nil {
 			return err
 		}
 		if total == held {
 			return nil
 		}
-		return tx.exec(ctx, qSetCounterShare, process, total)
+		return tx.exec(qSetCounterShare, process, total)
 	})
 	if err != nil {
 		return 0, fmt.Errorf("persist request count: %w", err)
@@ -190,10 +190,10 @@ func (s *Store) SyncRequests(ctx context.Context, process string, total int64) (
 // share to total: what process counted so far is not counted again.
 func (s *Store) ResetRequests(ctx context.Context, process string, total int64) error {
 	err := s.db.withTx(ctx, func(tx *writeTx) error {
-		if err := tx.exec(ctx, qResetRequests); err != nil {
+		if err := tx.exec(qResetRequests); err != nil {
 			return err
 		}
-		return tx.exec(ctx, qSetCounterShare, process, total)
+		return tx.exec(qSetCounterShare, process, total)
 	})
 	if err != nil {
 		return fmt.Errorf("reset requests: %w", err)
@@ -203,7 +203,7 @@ func (s *Store) ResetRequests(ctx context.Context, process string, total int64) 
 
 // ForgetRequestShare drops process's share, once it has stopped counting.
 func (s *Store) ForgetRequestShare(ctx context.Context, process string) error {
-	err := s.db.withTx(ctx, func(tx *writeTx) error { return tx.exec(ctx, qForgetCounterShare, process) })
+	err := s.db.withTx(ctx, func(tx *writeTx) error { return tx.exec(qForgetCounterShare, process) })
 	if err != nil {
 		return fmt.Errorf("forget request share: %w", err)
 	}
@@ -216,23 +216,23 @@ func (s *Store) ForgetRequestShare(ctx context.Context, process string) error {
 func (s *Store) CreateCollection(ctx context.Context, userID int64, c collection) error {
 	err := s.db.withTx(ctx, func(tx *writeTx) error {
 		var n int
-		err := tx.queryRow(ctx, qCountCollection, userID, maxCollections).Scan(&n)
+		err := tx.queryRow(qCountCollection, userID, maxCollections).Scan(&n)
 		if errors.Is(err, sql.ErrNoRows) {
-			return s.whyNoCount(ctx, tx, userID)
+			return whyNoCount(tx, userID)
 		}
 		if err != nil {
 			return err
 		}
 		var id int64
-		if err := tx.queryRow(ctx, qInsertCollection, c.UUID, userID, c.Title, c.Description).Scan(&id); err != nil {
+		if err := tx.queryRow(qInsertCollection, c.UUID, userID, c.Title, c.Description).Scan(&id); err != nil {
 			return err
 		}
-		if err := insertMovies(ctx, tx, id, c.Movies); err != nil {
+		if err := insertMovies(tx, id, c.Movies); err != nil {
 			return err
 		}
 		tally := map[string]int{}
 		tallyGenres(tally, c.Movies, +1)
-		return applyGenreTally(ctx, tx, userID, tally)
+		return applyGenreTally(tx, userID, tally)
 	})
 	if isForeignKeyViolation(err) {
 		return errNoSuchUser
@@ -245,9 +245,9 @@ func (s *Store) CreateCollection(ctx context.Context, userID int64, c collection
 
 // whyNoCount tells why qCountCollection matched no user row: the user is
 // gone, or at the limit.
-func (s *Store) whyNoCount(ctx context.Context, tx *writeTx, userID int64) error {
+func whyNoCount(tx *writeTx, userID int64) error {
 	var n int
-	err := tx.queryRow(ctx, qBumpUser, userID, 0).Scan(&n)
+	err := tx.queryRow(qBumpUser, userID, 0).Scan(&n)
 	if errors.Is(err, sql.ErrNoRows) {
 		return errNoSuchUser
 	}
@@ -258,10 +258,10 @@ func (s *Store) whyNoCount(ctx context.Context, tx *writeTx, userID int64) error
 }
 
 // insertMovies adds movies to a collection, in their order.
-func insertMovies(ctx context.Context, tx *writeTx, collectionID int64, movies []movie) error {
-	st := tx.stmt(ctx, qInsertMovie)
+func insertMovies(tx *writeTx, collectionID int64, movies []movie) error {
+	st := tx.stmt(qInsertMovie)
 	for i, m := range movies {
-		if _, err := st.ExecContext(ctx, collectionID, i, m.UUID, m.Title, m.Description, m.Genres); err != nil {
+		if _, err := st.ExecContext(tx.ctx, collectionID, i, m.UUID, m.Title, m.Description, m.Genres); err != nil {
 			return err
 		}
 	}
@@ -272,7 +272,7 @@ func insertMovies(ctx context.Context, tx *writeTx, collectionID int64, movies [
 // genres that it brought to zero: only the genres of this write are
 // touched, whatever else the user has. Genres are applied in name order
 // so that concurrent PostgreSQL transactions lock rows in one order.
-func applyGenreTally(ctx context.Context, tx *writeTx, userID int64, tally map[string]int) error {
+func applyGenreTally(tx *writeTx, userID int64, tally map[string]int) error {
 	genres := make([]string, 0, len(tally))
 	for g, n := range tally {
 		if n != 0 {
@@ -280,13 +280,13 @@ func applyGenreTally(ctx context.Context, tx *writeTx, userID int64, tally map[s
 		}
 	}
 	slices.Sort(genres)
-	add, drop := tx.stmt(ctx, qAddGenre), tx.stmt(ctx, qDropGenre)
+	add, drop := tx.stmt(qAddGenre), tx.stmt(qDropGenre)
 	for _, g := range genres {
-		if _, err := add.ExecContext(ctx, userID, g, tally[g]); err != nil {
+		if _, err := add.ExecContext(tx.ctx, userID, g, tally[g]); err != nil {
 			return err
 		}
 		if tally[g] < 0 {
-			if _, err := drop.ExecContext(ctx, userID, g); err != nil {
+			if _, err := drop.ExecContext(tx.ctx, userID, g); err != nil {
 				return err
 			}
 		}
@@ -383,24 +383,24 @@ func scanCollection(ctx context.Context, st *sql.Stmt, userID int64, id string) 
 
 // bumpUser moves the user's version on, so that cached reads of the user
 // go stale, and adds delta to their collection count.
-func bumpUser(ctx context.Context, tx *writeTx, userID int64, delta int) error {
+func bumpUser(tx *writeTx, userID int64, delta int) error {
 	var n int
-	return tx.queryRow(ctx, qBumpUser, userID, delta).Scan(&n)
+	return tx.queryRow(qBumpUser, userID, delta).Scan(&n)
 }
 
 // lockCollection finds the user's collection and, on PostgreSQL, locks its
 // row until tx ends, so that concurrent writers of one collection take
 // turns. It returns the row id and the movies' genres.
-func lockCollection(ctx context.Context, tx *writeTx, userID int64, id string) (int64, []movie, error) {
+func lockCollection(tx *writeTx, userID int64, id string) (int64, []movie, error) {
 	var rowID int64
-	err := tx.queryRow(ctx, qLockCollection, id, userID).Scan(&rowID)
+	err := tx.queryRow(qLockCollection, id, userID).Scan(&rowID)
 	if errors.Is(err, sql.ErrNoRows) {
 		return 0, nil, errNotFound
 	}
 	if err != nil {
 		return 0, nil, err
 	}
-	rows, err := tx.query(ctx, qMovieGenres, rowID)
+	rows, err := tx.query(qMovieGenres, rowID)
 	if err != nil {
 		return 0, nil, err
 	}
@@ -421,29 +421,29 @@ func lockCollection(ctx context.Context, tx *writeTx, userID int64, id string) (
 func (s *Store) UpdateCollection(ctx context.Context, userID int64, id string, in collectionInput) (collection, error) {
 	var c collection
 	err := s.db.withTx(ctx, func(tx *writeTx) error {
-		rowID, old, err := lockCollection(ctx, tx, userID, id)
+		rowID, old, err := lockCollection(tx, userID, id)
 		if err != nil {
 			return err
 		}
-		if err := bumpUser(ctx, tx, userID, 0); err != nil {
+		if err := bumpUser(tx, userID, 0); err != nil {
 			return err
 		}
 		if in.Title != nil {
-			if err := tx.exec(ctx, qSetTitle, *in.Title, rowID); err != nil {
+			if err := tx.exec(qSetTitle, *in.Title, rowID); err != nil {
 				return err
 			}
 		}
 		if in.Description != nil {
-			if err := tx.exec(ctx, qSetDescription, *in.Description, rowID); err != nil {
+			if err := tx.exec(qSetDescription, *in.Description, rowID); err != nil {
 				return err
 			}
 		}
 		if in.Movies != nil {
-			if err := replaceMovies(ctx, tx, userID, rowID, old, *in.Movies); err != nil {
+			if err := replaceMovies(tx, userID, rowID, old, *in.Movies); err != nil {
 				return err
 			}
 		}
-		c, err = scanCollection(ctx, tx.stmt(ctx, qCollection), userID, id)
+		c, err = scanCollection(tx.ctx, tx.stmt(qCollection), userID, id)
 		return err
 	})
 	if err != nil && !errors.Is(err, errNotFound) {
@@ -454,36 +454,36 @@ func (s *Store) UpdateCollection(ctx context.Context, userID int64, id string, i
 
 // replaceMovies replaces a collection's movies, old, with movies and
 // moves the user's genre tally along.
-func replaceMovies(ctx context.Context, tx *writeTx, userID, rowID int64, old, movies []movie) error {
-	if err := tx.exec(ctx, qDeleteMovies, rowID); err != nil {
+func replaceMovies(tx *writeTx, userID, rowID int64, old, movies []movie) error {
+	if err := tx.exec(qDeleteMovies, rowID); err != nil {
 		return err
 	}
-	if err := insertMovies(ctx, tx, rowID, movies); err != nil {
+	if err := insertMovies(tx, rowID, movies); err != nil {
 		return err
 	}
 	tally := map[string]int{}
 	tallyGenres(tally, old, -1)
 	tallyGenres(tally, movies, +1)
-	return applyGenreTally(ctx, tx, userID, tally)
+	return applyGenreTally(tx, userID, tally)
 }
 
 // DeleteCollection removes one of the user's collections and its movie
 // entries, or returns errNotFound.
 func (s *Store) DeleteCollection(ctx context.Context, userID int64, id string) error {
 	err := s.db.withTx(ctx, func(tx *writeTx) error {
-		rowID, old, err := lockCollection(ctx, tx, userID, id)
+		rowID, old, err := lockCollection(tx, userID, id)
 		if err != nil {
 			return err
 		}
-		if err := tx.exec(ctx, qDeleteCollection, rowID); err != nil {
+		if err := tx.exec(qDeleteCollection, rowID); err != nil {
 			return err
 		}
-		if err := bumpUser(ctx, tx, userID, -1); err != nil {
+		if err := bumpUser(tx, userID, -1); err != nil {
 			return err
 		}
 		tally := map[string]int{}
 		tallyGenres(tally, old, -1)
-		return applyGenreTally(ctx, tx, userID, tally)
+		return applyGenreTally(tx, userID, tally)
 	})
 	if err != nil && !errors.Is(err, errNotFound) {
 		err = fmt.Errorf("delete collection: %w", err)
@@ -517,12 +517,12 @@ func (s *Store) LoginFailed(ctx context.Context, username string, now time.Time,
 	secs := int64(window / time.Second)
 	err = s.db.withTx(ctx, func(tx *writeTx) error {
 		var until int64
-		if err := tx.queryRow(ctx, qLoginFailed, asciiLower(username), now.Unix(), maxFailures, secs).Scan(&until); err != nil {
+		if err := tx.queryRow(qLoginFailed, asciiLower(username), now.Unix(), maxFailures, secs).Scan(&until); err != nil {
 			return err
 		}
 		locked = until == now.Unix()+secs
 		if rand.N(100) == 0 {
-			return tx.exec(ctx, qSweepLoginFailures, now.Unix()-secs)
+			return tx.exec(qSweepLoginFailures, now.Unix()-secs)
 		}
 		return nil
 	})
@@ -534,7 +534,7 @@ func (s *Store) LoginFailed(ctx context.Context, username string, now time.Time,
 
 // LoginSucceeded forgets the failed logins of username.
 func (s *Store) LoginSucceeded(ctx context.Context, username string) error {
-	err := s.db.withTx(ctx, func(tx *writeTx) error { return tx.exec(ctx, qLoginSucceeded, asciiLower(username)) })
+	err := s.db.withTx(ctx, func(tx *writeTx) error { return tx.exec(qLoginSucceeded, asciiLower(username)) })
 	if err != nil {
 		return fmt.Errorf("forget failed logins: %w", err)
 	}

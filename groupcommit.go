@@ -1,0 +1,176 @@
+package main
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// groupCommit folds concurrent write transactions into one. Its
+// invariant: every write runs whole or not at all, and its caller learns
+// its own outcome only once that outcome is durable. A write that fails
+// is rolled back to the savepoint taken before it, so it fails alone and
+// the others of its batch commit; a write whose caller has gone before it
+// starts is not run. If the batch's transaction itself fails (its COMMIT,
+// or a savepoint that cannot be rolled back to), each write of it is run
+// again in a transaction of its own, so that no caller gets another's
+// error.
+//
+// Only SQLite uses it. PostgreSQL runs transactions side by side on its
+// pool, and batching there would make transactions of unrelated users
+// wait on each other's row locks, and deadlock across instances.
+//
+// Why: SQLite has one writer, and a transaction costs a BEGIN, a COMMIT
+// and a hand-over of the one connection however little it writes. Under
+// load, while one batch commits, the next gathers, so a crowd of small
+// writes pays those costs once per batch instead of once per write.
+// Alone, a write waits for nobody: a batch starts as soon as the writer
+// is free.
+type groupCommit struct {
+	db       *sql.DB
+	stmts    *[numWriteQueries]*sql.Stmt
+	requests chan *writeRequest
+	maxBatch int
+	done     chan struct{}
+}
+
+// writeRequest is one caller's write, waiting for its batch.
+type writeRequest struct {
+	ctx    context.Context
+	fn     func(*writeTx) error
+	result chan error // buffered: the writer never waits for the caller
+	err    error      // the write's own outcome, before COMMIT
+}
+
+// writeTimeout bounds one write once it has started: it then runs to its
+// end whether or not its caller is still there, since stopping a
+// statement half-way could roll back the whole batch.
+const writeTimeout = 30 * time.Second
+
+func newGroupCommit(db *sql.DB, stmts *[numWriteQueries]*sql.Stmt, maxBatch int) *groupCommit {
+	g := &groupCommit{db: db, stmts: stmts, requests: make(chan *writeRequest), maxBatch: maxBatch, done: make(chan struct{})}
+	go g.loop()
+	return g
+}
+
+// run queues fn and returns its outcome once it is committed, or why it
+// was not. It returns at once when ctx ends before the write is taken
+// into a batch.
+func (g *groupCommit) run(ctx context.Context, fn func(*writeTx) error) error {
+	req := &writeRequest{ctx: ctx, fn: fn, result: make(chan error, 1)}
+	select {
+	case g.requests <- req:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	return <-req.result
+}
+
+// close stops the writer once the writes queued so far are done.
+func (g *groupCommit) close() {
+	close(g.requests)
+	<-g.done
+}
+
+// loop takes a batch, the first write and as many as are already waiting,
+// and commits it; meanwhile the next batch gathers.
+func (g *groupCommit) loop() {
+	defer close(g.done)
+	for first := range g.requests {
+		batch := []*writeRequest{first}
+	gather:
+		for len(batch) < g.maxBatch {
+			select {
+			case req, ok := <-g.requests:
+				if !ok {
+					break gather
+				}
+				batch = append(batch, req)
+			default:
+				break gather
+			}
+		}
+		g.commit(batch)
+	}
+}
+
+// commit runs a batch in one transaction and tells each caller its
+// outcome.
+func (g *groupCommit) commit(batch []*writeRequest) {
+	live := batch[:0:0]
+	for _, req := range batch {
+		if err := req.ctx.Err(); err != nil {
+			req.result <- err // its caller has gone: not run
+			continue
+		}
+		live = append(live, req)
+	}
+	if len(live) == 0 {
+		return
+	}
+	if len(live) == 1 {
+		live[0].result <- g.alone(live[0])
+		return
+	}
+	if err := g.together(live); err != nil {
+		// The batch failed as a whole: each write again, on its own.
+		for _, req := range live {
+			req.result <- g.alone(req)
+		}
+		return
+	}
+	for _, req := range live {
+		req.result <- req.err
+	}
+}
+
+// alone runs one write in a transaction of its own.
+func (g *groupCommit) alone(req *writeRequest) error {
+	return runAlone(req.ctx, g.db, g.stmts, req.fn)
+}
+
+// runAlone runs fn in a transaction of its own on db. Once begun, the
+// write runs to its end whatever its caller does, within writeTimeout.
+func runAlone(ctx context.Context, db *sql.DB, stmts *[numWriteQueries]*sql.Stmt, fn func(*writeTx) error) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), writeTimeout)
+	defer cancel()
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	if err := fn(&writeTx{tx: tx, stmts: stmts, ctx: ctx}); err != nil {
+		return err
+	}
+	return tx.Commit()
+}
+
+// together runs the writes of a batch in one transaction, each behind a
+// savepoint, setting each one's own outcome. It returns an error only
+// when the transaction as a whole failed.
+func (g *groupCommit) together(batch []*writeRequest) error {
+	ctx, cancel := context.WithTimeout(context.Background(), writeTimeout*time.Duration(len(batch)))
+	defer cancel()
+	tx, err := g.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	for _, req := range batch {
+		if _, err := tx.ExecContext(ctx, "SAVEPOINT w"); err != nil {
+			return fmt.Errorf("savepoint: %w", err)
+		}
+		req.err = req.fn(&writeTx{tx: tx, stmts: g.stmts, ctx: ctx})
+		if req.err != nil {
+			if _, err := tx.ExecContext(ctx, "ROLLBACK TO SAVEPOINT w"); err != nil {
+				return errors.Join(req.err, fmt.Errorf("roll back to savepoint: %w", err))
+			}
+		}
+		if _, err := tx.ExecContext(ctx, "RELEASE SAVEPOINT w"); err != nil {
+			return fmt.Errorf("release savepoint: %w", err)
+		}
+	}
+	return tx.Commit()
+}
