@@ -51,6 +51,9 @@ type dialect struct {
 	// lockMigrations serialises schema changes between processes; ""
 	// when the write transaction itself does (SQLite's IMMEDIATE lock).
 	lockMigrations string
+	// changeCounter is a query answering a number that moves whenever
+	// any connection commits, or "" when there is no cheap one.
+	changeCounter string
 	// byteCollation orders text by its bytes, as Go compares strings.
 	byteCollation string
 }
@@ -60,6 +63,7 @@ var (
 		name:          "sqlite",
 		schema:        sqliteSchema,
 		groupCommit:   true,
+		changeCounter: "PRAGMA data_version",
 		byteCollation: "BINARY",
 	}
 	postgresDialect = dialect{
@@ -140,8 +144,6 @@ const (
 	qForgetCounterShare
 	qInsertUser
 	qInsertCollection
-	qInsertMovie
-	qAddGenre
 	qDropGenre
 	qCountCollection
 	qBumpUser
@@ -168,8 +170,6 @@ var writeQueryText = [numWriteQueries]string{
 	qForgetCounterShare: `DELETE FROM counter_shares WHERE process = $1`,
 	qInsertUser:         `INSERT INTO users (uuid, username, password_hash) VALUES ($1, $2, $3)`,
 	qInsertCollection:   `INSERT INTO collections (uuid, user_id, title, description) VALUES ($1, $2, $3, $4) RETURNING id`,
-	qInsertMovie:        `INSERT INTO collection_movies (collection_id, position, movie_uuid, title, description, genres) VALUES ($1, $2, $3, $4, $5, $6)`,
-	qAddGenre:           `INSERT INTO user_genres (user_id, genre, n) VALUES ($1, $2, $3) ON CONFLICT (user_id, genre) DO UPDATE SET n = user_genres.n + excluded.n`,
 	qDropGenre:          `DELETE FROM user_genres WHERE user_id = $1 AND genre = $2 AND n <= 0`,
 	// qCountCollection counts one more collection for the user, unless
 	// that would pass the limit ($2): then it matches no row. It locks
@@ -200,6 +200,62 @@ var writeQueryText = [numWriteQueries]string{
 	qCollection:       collectionQuery,
 }
 
+// rowsQuery is a statement that writes many rows at once: a head, one
+// "($1, $2, …)" group per row, and a tail. A collection's movies and a
+// user's genre counts are written with it, a statement per up to
+// maxRowsPerStatement rows rather than one per row: SQLite's single
+// writer pays the cost of a statement once for many rows.
+type rowsQuery struct {
+	head string
+	cols int
+	tail string
+}
+
+var (
+	insertMovieRows = rowsQuery{
+		head: `INSERT INTO collection_movies (collection_id, position, movie_uuid, title, description, genres) VALUES `,
+		cols: 6,
+	}
+	addGenreRows = rowsQuery{
+		head: `INSERT INTO user_genres (user_id, genre, n) VALUES `,
+		cols: 3,
+		tail: ` ON CONFLICT (user_id, genre) DO UPDATE SET n = user_genres.n + excluded.n`,
+	}
+	rowsQueries = []*rowsQuery{&insertMovieRows, &addGenreRows}
+)
+
+// maxRowsPerStatement is the most rows one rowsQuery statement writes.
+// Statements are prepared for every power of two up to it, so that any
+// number of rows takes a few statements.
+const maxRowsPerStatement = 64
+
+// sql returns the text of q for n rows.
+func (q *rowsQuery) sql(n int) string {
+	var b strings.Builder
+	b.WriteString(q.head)
+	for r := range n {
+		if r > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteByte('(')
+		for c := range q.cols {
+			if c > 0 {
+				b.WriteString(", ")
+			}
+			fmt.Fprintf(&b, "$%d", r*q.cols+c+1)
+		}
+		b.WriteByte(')')
+	}
+	b.WriteString(q.tail)
+	return b.String()
+}
+
+// rowsKey names one prepared rowsQuery statement: the query, for n rows.
+type rowsKey struct {
+	q *rowsQuery
+	n int
+}
+
 // sqlFor returns the text of q in dialect d.
 func (d dialect) sqlFor(q writeQuery) string {
 	text := writeQueryText[q]
@@ -227,6 +283,7 @@ type db struct {
 	filePath string
 
 	writeStmts [numWriteQueries]*sql.Stmt
+	rowStmts   map[rowsKey]*sql.Stmt
 	// writer runs every write, folding concurrent ones into one
 	// transaction; nil where each write has a transaction of its own.
 	writer *groupCommit
@@ -258,8 +315,19 @@ func openDB(ctx context.Context, dsn string, pool poolConfig) (*db, error) {
 		}
 		d.writeStmts[q] = st
 	}
+	d.rowStmts = map[rowsKey]*sql.Stmt{}
+	for _, q := range rowsQueries {
+		for n := 1; n <= maxRowsPerStatement; n *= 2 {
+			st, err := d.write.PrepareContext(ctx, q.sql(n))
+			if err != nil {
+				d.Close()
+				return nil, fmt.Errorf("prepare: %w", err)
+			}
+			d.rowStmts[rowsKey{q, n}] = st
+		}
+	}
 	if d.dialect.groupCommit {
-		d.writer = newGroupCommit(d.write, &d.writeStmts, maxWriteBatch)
+		d.writer = newGroupCommit(d, maxWriteBatch)
 	}
 	return d, nil
 }
@@ -318,8 +386,9 @@ func openSQLite(path string, pool poolConfig) (*db, error) {
 	if n == 0 {
 		n = max(4, 2*runtime.NumCPU())
 	}
-	read.SetMaxOpenConns(n)
-	read.SetMaxIdleConns(n)
+	// One more for the connection that reads the change counter.
+	read.SetMaxOpenConns(n + 1)
+	read.SetMaxIdleConns(n + 1)
 	read.SetConnMaxLifetime(0)
 	read.SetConnMaxIdleTime(0)
 	d := &db{dialect: sqliteDialect, write: write, read: read, pools: []*sql.DB{write, read}, desc: "sqlite:" + path, filePath: path}
@@ -377,6 +446,9 @@ func (d *db) Close() error {
 			st.Close()
 		}
 	}
+	for _, st := range d.rowStmts {
+		st.Close()
+	}
 	d.readStmts.Range(func(_, st any) bool { st.(*sql.Stmt).Close(); return true })
 	var err error
 	for _, p := range d.pools {
@@ -410,14 +482,35 @@ func (d *db) readStmt(ctx context.Context, query string) (*sql.Stmt, error) {
 // a client hanging up half-way through a statement must not roll back the
 // other writes committed with it (see groupCommit).
 type writeTx struct {
-	tx    *sql.Tx
-	stmts *[numWriteQueries]*sql.Stmt
-	ctx   context.Context
+	tx  *sql.Tx
+	db  *db // for its prepared statements only
+	ctx context.Context
 }
 
 // stmt returns q bound to this transaction.
 func (t *writeTx) stmt(q writeQuery) *sql.Stmt {
-	return t.tx.StmtContext(t.ctx, t.stmts[q])
+	return t.tx.StmtContext(t.ctx, t.db.writeStmts[q])
+}
+
+// execRows writes rows (each of q.cols values) with as few statements of
+// q as the prepared sizes allow.
+func (t *writeTx) execRows(q *rowsQuery, rows [][]any) error {
+	args := make([]any, 0, min(len(rows), maxRowsPerStatement)*q.cols)
+	for len(rows) > 0 {
+		n := maxRowsPerStatement
+		for n > len(rows) {
+			n /= 2
+		}
+		args = args[:0]
+		for _, r := range rows[:n] {
+			args = append(args, r...)
+		}
+		if _, err := t.tx.StmtContext(t.ctx, t.db.rowStmts[rowsKey{q, n}]).ExecContext(t.ctx, args...); err != nil {
+			return err
+		}
+		rows = rows[n:]
+	}
+	return nil
 }
 
 func (t *writeTx) exec(q writeQuery, args ...any) error {
@@ -463,7 +556,7 @@ func (d *db) withTx(ctx context.Context, fn func(*writeTx) error) error {
 		if err = ctx.Err(); err != nil {
 			return err
 		}
-		if err = runAlone(ctx, d.write, &d.writeStmts, fn); !isRetryable(err) {
+		if err = runAlone(ctx, d, fn); !isRetryable(err) {
 			return err
 		}
 	}

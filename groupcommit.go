@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 	"time"
@@ -29,8 +28,7 @@ import (
 // Alone, a write waits for nobody: a batch starts as soon as the writer
 // is free.
 type groupCommit struct {
-	db       *sql.DB
-	stmts    *[numWriteQueries]*sql.Stmt
+	db       *db
 	requests chan *writeRequest
 	maxBatch int
 	done     chan struct{}
@@ -49,8 +47,8 @@ type writeRequest struct {
 // statement half-way could roll back the whole batch.
 const writeTimeout = 30 * time.Second
 
-func newGroupCommit(db *sql.DB, stmts *[numWriteQueries]*sql.Stmt, maxBatch int) *groupCommit {
-	g := &groupCommit{db: db, stmts: stmts, requests: make(chan *writeRequest), maxBatch: maxBatch, done: make(chan struct{})}
+func newGroupCommit(d *db, maxBatch int) *groupCommit {
+	g := &groupCommit{db: d, requests: make(chan *writeRequest), maxBatch: maxBatch, done: make(chan struct{})}
 	go g.loop()
 	return g
 }
@@ -128,20 +126,20 @@ func (g *groupCommit) commit(batch []*writeRequest) {
 
 // alone runs one write in a transaction of its own.
 func (g *groupCommit) alone(req *writeRequest) error {
-	return runAlone(req.ctx, g.db, g.stmts, req.fn)
+	return runAlone(req.ctx, g.db, req.fn)
 }
 
 // runAlone runs fn in a transaction of its own on db. Once begun, the
 // write runs to its end whatever its caller does, within writeTimeout.
-func runAlone(ctx context.Context, db *sql.DB, stmts *[numWriteQueries]*sql.Stmt, fn func(*writeTx) error) error {
+func runAlone(ctx context.Context, d *db, fn func(*writeTx) error) error {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), writeTimeout)
 	defer cancel()
-	tx, err := db.BeginTx(ctx, nil)
+	tx, err := d.write.BeginTx(ctx, nil)
 	if err != nil {
 		return err
 	}
 	defer tx.Rollback()
-	if err := fn(&writeTx{tx: tx, stmts: stmts, ctx: ctx}); err != nil {
+	if err := fn(&writeTx{tx: tx, db: d, ctx: ctx}); err != nil {
 		return err
 	}
 	return tx.Commit()
@@ -153,7 +151,7 @@ func runAlone(ctx context.Context, db *sql.DB, stmts *[numWriteQueries]*sql.Stmt
 func (g *groupCommit) together(batch []*writeRequest) error {
 	ctx, cancel := context.WithTimeout(context.Background(), writeTimeout*time.Duration(len(batch)))
 	defer cancel()
-	tx, err := g.db.BeginTx(ctx, nil)
+	tx, err := g.db.write.BeginTx(ctx, nil)
 	if err != nil {
 		return err
 	}
@@ -162,7 +160,7 @@ func (g *groupCommit) together(batch []*writeRequest) error {
 		if _, err := tx.ExecContext(ctx, "SAVEPOINT w"); err != nil {
 			return fmt.Errorf("savepoint: %w", err)
 		}
-		req.err = req.fn(&writeTx{tx: tx, stmts: g.stmts, ctx: ctx})
+		req.err = req.fn(&writeTx{tx: tx, db: g.db, ctx: ctx})
 		if req.err != nil {
 			if _, err := tx.ExecContext(ctx, "ROLLBACK TO SAVEPOINT w"); err != nil {
 				return errors.Join(req.err, fmt.Errorf("roll back to savepoint: %w", err))

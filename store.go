@@ -25,7 +25,8 @@ const maxCollections = 1000
 // SQLite (the default) or PostgreSQL. Its methods are the queries; how
 // the database is reached is db.go's.
 type Store struct {
-	db *db
+	db       *db
+	accounts *accountCache // nil: every request reads its account
 }
 
 // openStore opens the database that dsn names, brings its schema up to
@@ -35,14 +36,22 @@ func openStore(ctx context.Context, dsn string, pool poolConfig) (*Store, error)
 	if err != nil {
 		return nil, err
 	}
-	return &Store{db: d}, nil
+	accounts, err := newAccountCache(ctx, d)
+	if err != nil {
+		d.Close()
+		return nil, fmt.Errorf("open database: %w", err)
+	}
+	return &Store{db: d, accounts: accounts}, nil
 }
 
 // Describe names the database for logs, without credentials.
 func (s *Store) Describe() string { return s.db.Describe() }
 
 // Close closes every connection.
-func (s *Store) Close() error { return s.db.Close() }
+func (s *Store) Close() error {
+	s.accounts.close()
+	return s.db.Close()
+}
 
 // Ready reports whether the database can serve reads and writes now: it
 // answers a query, its file (SQLite) is still at its path, and a write
@@ -111,24 +120,6 @@ func (s *Store) UserByName(ctx context.Context, username string) (user, error) {
 		return u, fmt.Errorf("find user: %w", err)
 	}
 	return u, nil
-}
-
-// Account returns the account with that UUID as it stands now, or
-// errNotFound when there is none: one indexed point read per request.
-func (s *Store) Account(ctx context.Context, uuid string) (account, error) {
-	var a account
-	st, err := s.db.readStmt(ctx, `SELECT id, version FROM users WHERE uuid = $1`)
-	if err != nil {
-		return a, fmt.Errorf("find account: %w", err)
-	}
-	err = st.QueryRowContext(ctx, uuid).Scan(&a.id, &a.version)
-	if errors.Is(err, sql.ErrNoRows) {
-		return a, errNotFound
-	}
-	if err != nil {
-		return a, fmt.Errorf("find account: %w", err)
-	}
-	return a, nil
 }
 
 // asciiLower lower-cases ASCII letters only, as SQL's lower() does for
@@ -259,13 +250,11 @@ func whyNoCount(tx *writeTx, userID int64) error {
 
 // insertMovies adds movies to a collection, in their order.
 func insertMovies(tx *writeTx, collectionID int64, movies []movie) error {
-	st := tx.stmt(qInsertMovie)
+	rows := make([][]any, len(movies))
 	for i, m := range movies {
-		if _, err := st.ExecContext(tx.ctx, collectionID, i, m.UUID, m.Title, m.Description, m.Genres); err != nil {
-			return err
-		}
+		rows[i] = []any{collectionID, i, m.UUID, m.Title, m.Description, m.Genres}
 	}
-	return nil
+	return tx.execRows(&insertMovieRows, rows)
 }
 
 // applyGenreTally adds tally to the user's genre counts and drops the
@@ -280,13 +269,16 @@ func applyGenreTally(tx *writeTx, userID int64, tally map[string]int) error {
 		}
 	}
 	slices.Sort(genres)
-	add, drop := tx.stmt(qAddGenre), tx.stmt(qDropGenre)
+	rows := make([][]any, len(genres))
+	for i, g := range genres {
+		rows[i] = []any{userID, g, tally[g]}
+	}
+	if err := tx.execRows(&addGenreRows, rows); err != nil {
+		return err
+	}
 	for _, g := range genres {
-		if _, err := add.ExecContext(tx.ctx, userID, g, tally[g]); err != nil {
-			return err
-		}
 		if tally[g] < 0 {
-			if _, err := drop.ExecContext(tx.ctx, userID, g); err != nil {
+			if err := tx.exec(qDropGenre, userID, g); err != nil {
 				return err
 			}
 		}
