@@ -170,7 +170,7 @@ func newApp(ctx context.Context, cfg config, logger *slog.Logger) (*app, error) 
 		counter:   ctr,
 		catalogue: cat,
 		publicURL: cfg.PublicURL,
-		cache:     newResponseCache(8 << 20),
+		cache:     newResponseCache(32 << 20),
 		login:     cfg.Login,
 		limiter:   newAddressLimiter(cfg.Login.RatePerIP, maxAddresses, time.Now),
 		metrics:   m,
