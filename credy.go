@@ -229,7 +229,13 @@ func (c *catalogue) guardedFetch(ctx context.Context, page int) (cataloguePage, 
 	if !ok {
 		return cataloguePage{}, catalogueDownError(wait)
 	}
-	p, err := c.fetch(ctx, page)
+	attempts := c.cfg.MaxAttempts
+	if ticket.probe {
+		// One attempt tells whether the catalogue is back; the requests
+		// for this page that wait on the probe wait for no more.
+		attempts = 1
+	}
+	p, err := c.fetch(ctx, page, attempts)
 	c.breaker.done(ticket, fetchOutcome(ctx, err))
 	c.metrics.breakerState(int(c.breaker.state()))
 	if err == nil {
@@ -243,15 +249,17 @@ func (c *catalogue) guardedFetch(ctx context.Context, page int) (cataloguePage, 
 // the access log then shows a 504 rather than a 500.
 var errRequestEnded = newError(codeUpstreamTimeout, "the request ended before the movie catalogue answered")
 
-// fetch gets one page, retrying failed attempts with backoff. It stops at
-// once when ctx ends. Every error it returns is an *apiError.
-func (c *catalogue) fetch(ctx context.Context, page int) (cataloguePage, error) {
+// fetch gets one page in at most attempts attempts, retrying failed ones
+// with backoff. It stops at once when ctx ends, and gives up early when
+// the breaker opens meanwhile: other fetches found the catalogue down.
+// Every error it returns is an *apiError.
+func (c *catalogue) fetch(ctx context.Context, page, attempts int) (cataloguePage, error) {
 	if c.base == nil {
 		c.logger.Error("MOVIES_API_URL is not a valid URL")
 		return cataloguePage{}, errCatalogueNotConfigured
 	}
 	var last verdict
-	for n := 1; n <= c.cfg.MaxAttempts; n++ {
+	for n := 1; n <= attempts; n++ {
 		p, v := c.attempt(ctx, page)
 		if ctx.Err() != nil && v.class != "ok" {
 			c.metrics.catalogueAttempt("cancelled")
@@ -262,7 +270,7 @@ func (c *catalogue) fetch(ctx context.Context, page int) (cataloguePage, error) 
 			return p, nil
 		}
 		last = v
-		attrs := v.logAttrs(page, n, c.cfg.MaxAttempts)
+		attrs := v.logAttrs(page, n, attempts)
 		switch {
 		case v.final != nil:
 			c.logger.WarnContext(ctx, "catalogue attempt failed; not retrying", attrs...)
@@ -270,9 +278,12 @@ func (c *catalogue) fetch(ctx context.Context, page int) (cataloguePage, error) 
 		case v.hasRetryAfter && v.retryAfter > maxRetryAfter:
 			c.logger.WarnContext(ctx, "catalogue attempt failed; it asks for a long wait, not retrying", append(attrs, "retry_after", v.retryAfter.String())...)
 			return cataloguePage{}, tooLongWait(v.retryAfter)
-		case n == c.cfg.MaxAttempts:
+		case n == attempts:
 			c.logger.WarnContext(ctx, "catalogue attempt failed; giving up", attrs...)
 			continue
+		case c.breaker.state() == breakerOpen:
+			c.logger.WarnContext(ctx, "catalogue attempt failed; the catalogue counts as down, giving up", attrs...)
+			return cataloguePage{}, giveUp(v, n)
 		}
 		wait := c.wait(n, v)
 		c.metrics.catalogueRetry()
@@ -281,7 +292,7 @@ func (c *catalogue) fetch(ctx context.Context, page int) (cataloguePage, error) 
 			return cataloguePage{}, errRequestEnded
 		}
 	}
-	return cataloguePage{}, giveUp(last, c.cfg.MaxAttempts)
+	return cataloguePage{}, giveUp(last, attempts)
 }
 
 // verdict is what one attempt's outcome means for the retry loop. Its err
