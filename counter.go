@@ -28,7 +28,7 @@ type counter struct {
 	logger   *slog.Logger
 	// process names this process's share of the persisted count.
 	process string
-	metrics *metrics // nil: none
+	metrics *metrics
 
 	shards [counterShards]paddedInt64
 	base   atomic.Int64
@@ -64,7 +64,7 @@ type counterStore interface {
 }
 
 func newCounter(store counterStore, interval time.Duration, logger *slog.Logger) *counter {
-	c := &counter{store: store, interval: interval, logger: logger, process: newUUID()}
+	c := &counter{store: store, interval: interval, logger: logger, process: newUUID(), metrics: noMetrics}
 	c.writeThrough = newFreshRead(func(ctx context.Context) (struct{}, error) { return struct{}{}, c.flush(ctx) })
 	return c
 }
@@ -118,7 +118,7 @@ func (c *counter) loop() {
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			if err := c.flush(ctx); err != nil {
 				// The count stays pending and goes with the next flush.
-				c.metrics.counterFlushFailed()
+				c.metrics.flushFailures.Inc()
 				c.logger.Warn("persist request count failed; will retry", "err", err)
 			}
 			cancel()
@@ -205,7 +205,7 @@ func (c *counter) countRequest(ctx context.Context) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), writeThroughTimeout)
 	defer cancel()
 	if _, err := c.writeThrough.get(ctx); err != nil {
-		c.metrics.counterFlushFailed()
+		c.metrics.flushFailures.Inc()
 		c.logger.WarnContext(ctx, "persist request count failed; will retry", "err", err)
 	}
 }

@@ -119,7 +119,7 @@ func (s *server) handleLogin(w http.ResponseWriter, r *http.Request) error {
 				return err
 			}
 			if locked {
-				s.metrics.lockout()
+				s.metrics.lockouts.Inc()
 				s.logger.WarnContext(r.Context(), "username locked after failed logins", "lockout", s.login.Lockout.String())
 			}
 		}
@@ -167,7 +167,7 @@ func (s *server) handleMovies(w http.ResponseWriter, r *http.Request, _ account)
 		return err
 	}
 	if stale {
-		s.metrics.staleServed()
+		s.metrics.stalePages.Inc()
 		ageHeader, cacheStatus := staleAnswerHeaders(age)
 		w.Header().Set("Age", ageHeader)
 		w.Header().Set("Cache-Status", cacheStatus)

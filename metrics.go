@@ -73,6 +73,15 @@ var durationBuckets = []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 
 // stay this fixed set.
 var catalogueOutcomes = []string{"ok", "status", "timeout", "network", "invalid_body", "error_body", "request", "cancelled", "other"}
 
+// promCounter returns a Prometheus counter without labels.
+func promCounter(name, help string) prometheus.Counter {
+	return prometheus.NewCounter(prometheus.CounterOpts{Name: name, Help: help})
+}
+
+// noMetrics is where what is measured goes when nobody reads it: the
+// metrics of a counter or catalogue made without newApp, in tests.
+var noMetrics = newMetrics()
+
 // newMetrics returns the service's metrics with the Go runtime, process
 // and build collectors registered. Pools and the request count are added
 // by registerDB and registerCounter once they exist.
@@ -88,30 +97,20 @@ func newMetrics() *metrics {
 			Help:    "Time to answer an API request, by route pattern.",
 			Buckets: durationBuckets,
 		}, []string{"route"}),
-		catalogueRetries: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "catalogue_retries_total",
-			Help: "Catalogue attempts made after a failed one.",
-		}),
-		sharedCalls: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "catalogue_shared_calls_total",
-			Help: "Requests for a catalogue page that joined a call already in flight instead of making their own.",
-		}),
-		stalePages: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "catalogue_stale_pages_served_total",
-			Help: "Remembered catalogue pages served because the catalogue failed or counted as down.",
-		}),
+		catalogueRetries: promCounter("catalogue_retries_total",
+			"Catalogue attempts made after a failed one."),
+		sharedCalls: promCounter("catalogue_shared_calls_total",
+			"Requests for a catalogue page that joined a call already in flight instead of making their own."),
+		stalePages: promCounter("catalogue_stale_pages_served_total",
+			"Remembered catalogue pages served because the catalogue failed or counted as down."),
 		breaker: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "catalogue_breaker_state",
 			Help: "The catalogue circuit breaker: 0 closed, 1 open, 2 half-open.",
 		}),
-		flushFailures: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "request_counter_flush_failures_total",
-			Help: "Failed attempts to persist the request count; the count stays pending and goes with a later one.",
-		}),
-		lockouts: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "login_lockouts_total",
-			Help: "Usernames locked after too many failed logins.",
-		}),
+		flushFailures: promCounter("request_counter_flush_failures_total",
+			"Failed attempts to persist the request count; the count stays pending and goes with a later one."),
+		lockouts: promCounter("login_lockouts_total",
+			"Usernames locked after too many failed logins."),
 		rateLimits: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "rate_limited_requests_total",
 			Help: "Requests refused with 429 by a rate limit, by limit.",
@@ -138,38 +137,6 @@ func newMetrics() *metrics {
 		m.stalePages, m.breaker, m.flushFailures, m.lockouts, m.rateLimits,
 	)
 	return m
-}
-
-// middleware records each request's method, route pattern, status code
-// and duration once next has answered it.
-//
-// It reads the route from r.Pattern after next returns: ServeMux sets it
-// on the very request it is given, so next must pass this r on to the mux
-// rather than a copy (r.WithContext makes one; requestIDMiddleware copies
-// the pattern back for this reason). A request nothing matched is counted
-// as route "unmatched".
-//
-// A panic in next is counted as a 500 when no status was written yet,
-// which is what a recovering middleware outside this one answers; the
-// panic goes on unchanged.
-func (m *metrics) middleware(next http.Handler) http.Handler {
-	if m == nil {
-		return next
-	}
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		start := time.Now()
-		ar := recordAccess(w)
-		returned := false
-		defer func() {
-			code := ar.code()
-			if !returned && ar.status == 0 {
-				code = http.StatusInternalServerError
-			}
-			m.observe(r.Method, r.Pattern, code, time.Since(start))
-		}()
-		next.ServeHTTP(ar, r)
-		returned = true
-	})
 }
 
 // observe records one answered request: for a middleware of the lead's own
@@ -211,24 +178,9 @@ func (m *metrics) seriesFor(k requestKey) requestSeries {
 // series without end.
 func methodLabel(method string) string {
 	switch method {
-	case http.MethodGet:
-		return http.MethodGet
-	case http.MethodHead:
-		return http.MethodHead
-	case http.MethodPost:
-		return http.MethodPost
-	case http.MethodPut:
-		return http.MethodPut
-	case http.MethodPatch:
-		return http.MethodPatch
-	case http.MethodDelete:
-		return http.MethodDelete
-	case http.MethodOptions:
-		return http.MethodOptions
-	case http.MethodConnect:
-		return http.MethodConnect
-	case http.MethodTrace:
-		return http.MethodTrace
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
+		http.MethodDelete, http.MethodOptions, http.MethodConnect, http.MethodTrace:
+		return method
 	}
 	return "OTHER"
 }
@@ -269,9 +221,6 @@ func routeLabel(pattern string) string {
 // catalogueAttempt counts one catalogue attempt by its outcome: "ok", the
 // failed attempt's class (attemptFailure.class), or "cancelled".
 func (m *metrics) catalogueAttempt(outcome string) {
-	if m == nil {
-		return
-	}
 	c, ok := m.catalogueAttempts[outcome]
 	if !ok {
 		c = m.catalogueAttempts["other"]
@@ -279,73 +228,11 @@ func (m *metrics) catalogueAttempt(outcome string) {
 	c.Inc()
 }
 
-// catalogueRetry counts one attempt made after a failed one.
-func (m *metrics) catalogueRetry() {
-	if m == nil {
-		return
-	}
-	m.catalogueRetries.Inc()
-}
-
-// sharedCall counts a page request that joined a catalogue call already
-// in flight.
-func (m *metrics) sharedCall() {
-	if m == nil {
-		return
-	}
-	m.sharedCalls.Inc()
-}
-
-// staleServed counts a remembered page served in place of a failed fetch.
-func (m *metrics) staleServed() {
-	if m == nil {
-		return
-	}
-	m.stalePages.Inc()
-}
-
-// breakerState sets the catalogue breaker's state: 0 closed, 1 open,
-// 2 half-open.
-func (m *metrics) breakerState(state int) {
-	if m == nil {
-		return
-	}
-	m.breaker.Set(float64(state))
-}
-
-// counterFlushFailed counts a failed attempt to persist the request count.
-func (m *metrics) counterFlushFailed() {
-	if m == nil {
-		return
-	}
-	m.flushFailures.Inc()
-}
-
-// lockout counts a username locked after too many failed logins.
-func (m *metrics) lockout() {
-	if m == nil {
-		return
-	}
-	m.lockouts.Inc()
-}
-
-// rateLimited counts a request refused by the named limit. limit must come
-// from a fixed set in the code ("auth_ip", say), never from the request.
-func (m *metrics) rateLimited(limit string) {
-	if m == nil {
-		return
-	}
-	m.rateLimits.WithLabelValues(limit).Inc()
-}
-
 // registerCounter exposes the request counter's count as the gauge
 // request_count: what GET /request-count/ would answer, every instance on
 // the database included. It is a gauge, not a counter, because a reset
 // sets it back to 0.
 func (m *metrics) registerCounter(count func() int64) {
-	if m == nil {
-		return
-	}
 	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "request_count",
 		Help: "Requests counted by the request counter, as GET /request-count/ answers; a reset sets it to 0.",
@@ -358,9 +245,6 @@ func (m *metrics) registerCounter(count func() int64) {
 // as when PostgreSQL's reads and writes share one, is not added again:
 // its numbers would count twice in any sum.
 func (m *metrics) registerDB(name string, db *sql.DB) {
-	if m == nil || db == nil {
-		return
-	}
 	m.dbsMu.Lock()
 	defer m.dbsMu.Unlock()
 	if _, ok := m.dbs[db]; ok {

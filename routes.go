@@ -160,7 +160,7 @@ func (s *server) public(h handlerFunc) http.Handler {
 func (s *server) rateLimited(h handlerFunc) handlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) error {
 		if ok, wait := s.limiter.allow(clientAddress(r)); !ok {
-			s.metrics.rateLimited("auth_ip")
+			s.metrics.rateLimits.WithLabelValues("auth_ip").Inc()
 			return &apiError{Code: codeTooManyRequests, Message: "too many requests from this address: try again later",
 				RetryAfter: retryAfterSeconds(wait)}
 		}

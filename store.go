@@ -5,9 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"slices"
-	"time"
 )
 
 // Errors the store returns for conditions the caller answers as 4xx.
@@ -69,70 +67,6 @@ func (s *Store) Ready(ctx context.Context) error {
 		return fmt.Errorf("begin a write: %w", err)
 	}
 	return tx.Rollback()
-}
-
-// user is an account as stored.
-type user struct {
-	ID           int64
-	UUID         string // names the account in its tokens; never reused
-	Username     string
-	PasswordHash string
-}
-
-// account is the signed-in user as one request sees it: the row id, and
-// the version of the user's collections when the request began.
-type account struct {
-	id      int64
-	version int64
-}
-
-// CreateUser adds an account named by a new random UUID, which it
-// returns, or errUsernameTaken when the name exists in any letter case.
-// The unique index decides, so racing registrations of one name create
-// one account.
-func (s *Store) CreateUser(ctx context.Context, username, passwordHash string) (string, error) {
-	id := newUUID()
-	err := s.db.withTx(ctx, func(tx *writeTx) error {
-		return tx.exec(qInsertUser, id, username, passwordHash)
-	})
-	if isUniqueViolation(err) {
-		return "", errUsernameTaken
-	}
-	if err != nil {
-		return "", fmt.Errorf("create user: %w", err)
-	}
-	return id, nil
-}
-
-// UserByName finds an account by name in any letter case, folded exactly
-// as the unique index folds it: ASCII letters only.
-func (s *Store) UserByName(ctx context.Context, username string) (user, error) {
-	var u user
-	st, err := s.db.readStmt(ctx, `SELECT id, uuid, username, password_hash FROM users WHERE lower(username) = $1`)
-	if err != nil {
-		return u, fmt.Errorf("find user: %w", err)
-	}
-	err = st.QueryRowContext(ctx, asciiLower(username)).Scan(&u.ID, &u.UUID, &u.Username, &u.PasswordHash)
-	if errors.Is(err, sql.ErrNoRows) {
-		return u, errNotFound
-	}
-	if err != nil {
-		return u, fmt.Errorf("find user: %w", err)
-	}
-	return u, nil
-}
-
-// asciiLower lower-cases ASCII letters only, as SQL's lower() does for
-// the unique index: strings.ToLower would also fold, say, the Kelvin sign
-// into "k" and let "\u212aate" log into "kate".
-func asciiLower(s string) string {
-	b := []byte(s)
-	for i, c := range b {
-		if 'A' <= c && c <= 'Z' {
-			b[i] = c + 'a' - 'A'
-		}
-	}
-	return string(b)
 }
 
 // Setting returns the stored value of key. When there is none it stores
@@ -481,54 +415,4 @@ func (s *Store) DeleteCollection(ctx context.Context, userID int64, id string) e
 		err = fmt.Errorf("delete collection: %w", err)
 	}
 	return err
-}
-
-// LoginLock returns how long the lock on username (any letter case) has
-// left, 0 when there is none, and whether failed logins are on record.
-func (s *Store) LoginLock(ctx context.Context, username string, now time.Time) (left time.Duration, failures bool, err error) {
-	st, err := s.db.readStmt(ctx, `SELECT locked_until FROM login_failures WHERE username = $1`)
-	if err != nil {
-		return 0, false, fmt.Errorf("read login lock: %w", err)
-	}
-	var until int64
-	err = st.QueryRowContext(ctx, asciiLower(username)).Scan(&until)
-	if errors.Is(err, sql.ErrNoRows) {
-		return 0, false, nil
-	}
-	if err != nil {
-		return 0, false, fmt.Errorf("read login lock: %w", err)
-	}
-	return max(time.Unix(until, 0).Sub(now), 0), true, nil
-}
-
-// LoginFailed records a failed login of username. The maxFailures-th
-// failure within window of the first locks the name for window: locked
-// reports that this failure did. Rows of windows long past are swept now
-// and then, a few at a time.
-func (s *Store) LoginFailed(ctx context.Context, username string, now time.Time, maxFailures int, window time.Duration) (locked bool, err error) {
-	secs := int64(window / time.Second)
-	err = s.db.withTx(ctx, func(tx *writeTx) error {
-		var until int64
-		if err := tx.queryRow(qLoginFailed, asciiLower(username), now.Unix(), maxFailures, secs).Scan(&until); err != nil {
-			return err
-		}
-		locked = until == now.Unix()+secs
-		if rand.N(100) == 0 {
-			return tx.exec(qSweepLoginFailures, now.Unix()-secs)
-		}
-		return nil
-	})
-	if err != nil {
-		return false, fmt.Errorf("record failed login: %w", err)
-	}
-	return locked, nil
-}
-
-// LoginSucceeded forgets the failed logins of username.
-func (s *Store) LoginSucceeded(ctx context.Context, username string) error {
-	err := s.db.withTx(ctx, func(tx *writeTx) error { return tx.exec(qLoginSucceeded, asciiLower(username)) })
-	if err != nil {
-		return fmt.Errorf("forget failed logins: %w", err)
-	}
-	return nil
 }

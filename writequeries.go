@@ -1,0 +1,143 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+)
+
+// The SQL of every write, in one list beside the names the code uses,
+// prepared once on the writer at open (see openDB).
+
+// writeQuery names one statement of the write transactions. Every one is
+// prepared once on the writer at open, from writeQueryText, so that SQLite
+// parses each once rather than on every write.
+type writeQuery int
+
+const (
+	qAddRequests writeQuery = iota
+	qResetRequests
+	qCounterShare
+	qSetCounterShare
+	qForgetCounterShare
+	qInsertUser
+	qInsertCollection
+	qDropGenre
+	qCountCollection
+	qBumpUser
+	qLoginFailed
+	qSweepLoginFailures
+	qLoginSucceeded
+	qLockCollection
+	qMovieGenres
+	qSetTitle
+	qSetDescription
+	qDeleteMovies
+	qDeleteCollection
+	qCollection
+	numWriteQueries
+)
+
+// writeQueryText is the SQL of each writeQuery. " FOR UPDATE" is dropped
+// where the dialect does not lock rows.
+var writeQueryText = [numWriteQueries]string{
+	qAddRequests:        `UPDATE request_counter SET value = value + $1 WHERE id = 1 RETURNING value`,
+	qResetRequests:      `UPDATE request_counter SET value = 0 WHERE id = 1`,
+	qCounterShare:       `SELECT total FROM counter_shares WHERE process = $1 FOR UPDATE`,
+	qSetCounterShare:    `INSERT INTO counter_shares (process, total) VALUES ($1, $2) ON CONFLICT (process) DO UPDATE SET total = excluded.total`,
+	qForgetCounterShare: `DELETE FROM counter_shares WHERE process = $1`,
+	qInsertUser:         `INSERT INTO users (uuid, username, password_hash) VALUES ($1, $2, $3)`,
+	qInsertCollection:   `INSERT INTO collections (uuid, user_id, title, description) VALUES ($1, $2, $3, $4) RETURNING id`,
+	qDropGenre:          `DELETE FROM user_genres WHERE user_id = $1 AND genre = $2 AND n <= 0`,
+	// qCountCollection counts one more collection for the user, unless
+	// that would pass the limit ($2): then it matches no row. It locks
+	// the user's row (PostgreSQL), so the user's creates take turns.
+	qCountCollection: `UPDATE users SET collections = collections + 1, version = version + 1 WHERE id = $1 AND collections < $2 RETURNING collections`,
+	qBumpUser:        `UPDATE users SET collections = collections + $2, version = version + 1 WHERE id = $1 RETURNING collections`,
+	// qLoginFailed counts a failed login of $1 at $2 (Unix seconds): a
+	// window of $4 seconds opens at the first failure, and the $3-th
+	// failure within it locks the name for $4 seconds.
+	qLoginFailed: `INSERT INTO login_failures AS f (username, failures, window_start, locked_until)
+		VALUES ($1, 1, CAST($2 AS BIGINT), CASE WHEN 1 >= CAST($3 AS INTEGER) THEN CAST($2 AS BIGINT) + CAST($4 AS BIGINT) ELSE 0 END)
+		ON CONFLICT (username) DO UPDATE SET
+			failures = CASE WHEN f.window_start + CAST($4 AS BIGINT) <= CAST($2 AS BIGINT) THEN 1 ELSE f.failures + 1 END,
+			window_start = CASE WHEN f.window_start + CAST($4 AS BIGINT) <= CAST($2 AS BIGINT) THEN CAST($2 AS BIGINT) ELSE f.window_start END,
+			locked_until = CASE
+				WHEN (CASE WHEN f.window_start + CAST($4 AS BIGINT) <= CAST($2 AS BIGINT) THEN 1 ELSE f.failures + 1 END) >= CAST($3 AS INTEGER)
+				THEN CAST($2 AS BIGINT) + CAST($4 AS BIGINT) ELSE f.locked_until END
+		RETURNING locked_until`,
+	qSweepLoginFailures: `DELETE FROM login_failures WHERE username IN (
+		SELECT username FROM login_failures WHERE window_start < $1 AND locked_until < $1 LIMIT 100)`,
+	qLoginSucceeded:   `DELETE FROM login_failures WHERE username = $1`,
+	qLockCollection:   `SELECT id FROM collections WHERE uuid = $1 AND user_id = $2 FOR UPDATE`,
+	qMovieGenres:      `SELECT genres FROM collection_movies WHERE collection_id = $1`,
+	qSetTitle:         `UPDATE collections SET title = $1 WHERE id = $2`,
+	qSetDescription:   `UPDATE collections SET description = $1 WHERE id = $2`,
+	qDeleteMovies:     `DELETE FROM collection_movies WHERE collection_id = $1`,
+	qDeleteCollection: `DELETE FROM collections WHERE id = $1`,
+	qCollection:       collectionQuery,
+}
+
+// rowsQuery is a statement that writes many rows at once: a head, one
+// "($1, $2, …)" group per row, and a tail. A collection's movies and a
+// user's genre counts are written with it, a statement per up to
+// maxRowsPerStatement rows rather than one per row: SQLite's single
+// writer pays the cost of a statement once for many rows.
+type rowsQuery struct {
+	head string
+	cols int
+	tail string
+}
+
+var (
+	insertMovieRows = rowsQuery{
+		head: `INSERT INTO collection_movies (collection_id, position, movie_uuid, title, description, genres) VALUES `,
+		cols: 6,
+	}
+	addGenreRows = rowsQuery{
+		head: `INSERT INTO user_genres (user_id, genre, n) VALUES `,
+		cols: 3,
+		tail: ` ON CONFLICT (user_id, genre) DO UPDATE SET n = user_genres.n + excluded.n`,
+	}
+	rowsQueries = []*rowsQuery{&insertMovieRows, &addGenreRows}
+)
+
+// maxRowsPerStatement is the most rows one rowsQuery statement writes.
+// Statements are prepared for every power of two up to it, so that any
+// number of rows takes a few statements.
+const maxRowsPerStatement = 64
+
+// sql returns the text of q for n rows.
+func (q *rowsQuery) sql(n int) string {
+	var b strings.Builder
+	b.WriteString(q.head)
+	for r := range n {
+		if r > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteByte('(')
+		for c := range q.cols {
+			if c > 0 {
+				b.WriteString(", ")
+			}
+			fmt.Fprintf(&b, "$%d", r*q.cols+c+1)
+		}
+		b.WriteByte(')')
+	}
+	b.WriteString(q.tail)
+	return b.String()
+}
+
+// rowsKey names one prepared rowsQuery statement: the query, for n rows.
+type rowsKey struct {
+	q *rowsQuery
+	n int
+}
+
+// sqlFor returns the text of q in dialect d.
+func (d dialect) sqlFor(q writeQuery) string {
+	text := writeQueryText[q]
+	if !d.lockRows {
+		text = strings.Replace(text, " FOR UPDATE", "", 1)
+	}
+	return text
+}
