@@ -27,7 +27,7 @@ type hashSlots struct {
 
 // maxHashWait is how long a register or login waits for a hashing slot
 // before it is refused with 503.
-const maxHashWait = 500 * time.Millisecond
+const maxHashWait = 100 * time.Millisecond
 
 func newHashSlots(cpus int, maxWait time.Duration) *hashSlots {
 	cpus = max(cpus, 1)
