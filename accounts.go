@@ -217,6 +217,42 @@ func (s *Store) Account(ctx context.Context, uuid string) (account, error) {
 	return a, nil
 }
 
+// accountRecheck is how long an account known to exist is taken to still
+// exist by the endpoints that read nothing of it (AccountExists).
+const accountRecheck = time.Second
+
+// AccountExists returns errNotFound unless the account with that UUID
+// exists. An account found to exist is taken to exist for accountRecheck
+// without asking again: only the request counter and the catalogue use
+// this, and they read no user data. An account that does not exist is
+// asked about every time, so a token from another database never opens
+// anything; a deleted account's tokens stop working within a second.
+func (s *Store) AccountExists(ctx context.Context, uuid string) error {
+	now := time.Now()
+	s.existing.mu.RLock()
+	seen, ok := s.existing.at[uuid]
+	s.existing.mu.RUnlock()
+	if ok && now.Sub(seen) < accountRecheck {
+		return nil
+	}
+	if _, err := s.readAccount(ctx, uuid); err != nil {
+		return err
+	}
+	s.existing.mu.Lock()
+	if len(s.existing.at) >= maxCachedAccounts {
+		clear(s.existing.at)
+	}
+	s.existing.at[uuid] = now
+	s.existing.mu.Unlock()
+	return nil
+}
+
+// existingAccounts remembers when each account was last found to exist.
+type existingAccounts struct {
+	mu sync.RWMutex
+	at map[string]time.Time
+}
+
 // readAccount reads the account with one indexed point read.
 func (s *Store) readAccount(ctx context.Context, uuid string) (account, error) {
 	var a account

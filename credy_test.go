@@ -69,7 +69,9 @@ type catFake struct {
 	plan   func(page, call int) catStep
 	gate   chan struct{} // when set, successful answers wait until it closes
 	active int           // calls being answered now
-	stop   chan struct{} // closed at cleanup: hung calls end
+	// requestIDs is the X-Request-ID of each call.
+	requestIDs []string
+	stop       chan struct{} // closed at cleanup: hung calls end
 }
 
 // catNewFake starts a fake catalogue whose calls follow steps.
@@ -124,6 +126,7 @@ func (f *catFake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}()
 	f.pageCalls[page]++
 	f.pages = append(f.pages, raw)
+	f.requestIDs = append(f.requestIDs, r.Header.Get("X-Request-ID"))
 	step := catOK
 	switch {
 	case f.plan != nil:

@@ -154,7 +154,7 @@ type moviesPage struct {
 
 // handleMovies serves GET /movies/: one page of the catalogue, with its
 // next and previous links pointing back at this server.
-func (s *server) handleMovies(w http.ResponseWriter, r *http.Request, _ account) error {
+func (s *server) handleMovies(w http.ResponseWriter, r *http.Request) error {
 	page, err := pageParam(r.URL.Query())
 	if err != nil {
 		return err
@@ -340,7 +340,7 @@ func (s *server) handleCollectionDelete(w http.ResponseWriter, r *http.Request, 
 }
 
 // handleRequestCount serves GET /request-count/.
-func (s *server) handleRequestCount(w http.ResponseWriter, r *http.Request, _ account) error {
+func (s *server) handleRequestCount(w http.ResponseWriter, r *http.Request) error {
 	b := make([]byte, 0, 32)
 	b = append(b, `{"requests":`...)
 	b = strconv.AppendInt(b, s.counter.Count(), 10)
@@ -349,7 +349,7 @@ func (s *server) handleRequestCount(w http.ResponseWriter, r *http.Request, _ ac
 }
 
 // handleRequestCountReset serves POST /request-count/reset/.
-func (s *server) handleRequestCountReset(w http.ResponseWriter, r *http.Request, _ account) error {
+func (s *server) handleRequestCountReset(w http.ResponseWriter, r *http.Request) error {
 	if err := s.counter.Reset(r.Context()); err != nil {
 		return err
 	}

@@ -40,7 +40,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 
 	logOut := newLogWriter(stdout, 100*time.Millisecond)
 	defer logOut.Close()
-	logger := slog.New(withRequestID(slog.NewJSONHandler(logOut, &slog.HandlerOptions{Level: cfg.LogLevel})))
+	logger := slog.New(slog.NewJSONHandler(logOut, &slog.HandlerOptions{Level: cfg.LogLevel}))
 
 	a, err := newApp(ctx, cfg, logger)
 	if err != nil {
@@ -128,6 +128,8 @@ type app struct {
 // newApp opens the database and builds everything the handler needs. The
 // request counter's background persistence starts here; close stops it.
 func newApp(ctx context.Context, cfg config, logger *slog.Logger) (*app, error) {
+	// Every line logged with a request's context carries its ID.
+	logger = slog.New(withRequestID(logger.Handler()))
 	store, err := openStore(ctx, cfg.DatabaseURL, cfg.Pool)
 	if err != nil {
 		return nil, fmt.Errorf("open database: %w", err)

@@ -4,6 +4,8 @@ import (
 	"database/sql"
 	"net/http"
 	"net/http/httptest"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -192,5 +194,41 @@ func TestMoviesWriteNothing(t *testing.T) {
 	env.h.ServeHTTP(httptest.NewRecorder(), reset)
 	if after := version(); after == before {
 		t.Fatal("data_version did not move after a write: the check sees nothing")
+	}
+}
+
+// TestRequestIDFollowsTheRequest: the client's X-Request-ID comes back on
+// the answer, goes to the catalogue with every attempt, and is in every
+// log line of the request, the retry warnings included.
+func TestRequestIDFollowsTheRequest(t *testing.T) {
+	fake := catNewFake(t, catStatus(503))
+	var logs catLogs
+	env := catServer(t, fake, catConfig(fake), "", &logs)
+	w := env.get(t.Context(), "/movies/?page=2", func(r *http.Request) { r.Header.Set("X-Request-ID", "trace-me.1") })
+	catDecodePage(t, w)
+	if got := w.Header().Get("X-Request-ID"); got != "trace-me.1" {
+		t.Errorf("answer's X-Request-ID: got %q", got)
+	}
+	fake.mu.Lock()
+	ids := slices.Clone(fake.requestIDs)
+	fake.mu.Unlock()
+	if len(ids) != 2 || ids[0] != "trace-me.1" || ids[1] != "trace-me.1" {
+		t.Errorf("X-Request-ID the catalogue got on each attempt: %q", ids)
+	}
+	var lines int
+	for line := range strings.Lines(logs.String()) {
+		if strings.Contains(line, "trace-me.1") {
+			lines++
+		} else if strings.Contains(line, "page=2") || strings.Contains(line, "/movies/") {
+			t.Errorf("a line of the request without its ID: %s", line)
+		}
+	}
+	if lines < 2 { // the retry warning and the access line
+		t.Errorf("%d log lines carry the request ID, want at least 2:\n%s", lines, logs.String())
+	}
+	// An ID that could break a log line is replaced by a new one.
+	w = env.get(t.Context(), "/movies/?page=2", func(r *http.Request) { r.Header.Set("X-Request-ID", "bad id\n") })
+	if got := w.Header().Get("X-Request-ID"); got == "" || strings.ContainsAny(got, " \n") {
+		t.Errorf("X-Request-ID for an invalid one: got %q", got)
 	}
 }

@@ -68,7 +68,7 @@ func (s *server) addRoutes() {
 	s.handle("GET /docs/", s.public(handleDocs))
 	s.handle("GET /docs/{file}", s.public(handleDocs))
 
-	s.handle("GET /movies/", s.protected(s.handleMovies))
+	s.handle("GET /movies/", s.member(s.handleMovies))
 
 	s.handle("POST /collection/", s.protected(s.handleCollectionCreate))
 	s.handle("GET /collection/", s.protected(s.handleCollectionList))
@@ -76,8 +76,8 @@ func (s *server) addRoutes() {
 	s.handle("PUT /collection/{id}/", s.protected(s.handleCollectionUpdate))
 	s.handle("DELETE /collection/{id}/", s.protected(s.handleCollectionDelete))
 
-	s.handle("GET /request-count/", s.protected(s.handleRequestCount))
-	s.handle("POST /request-count/reset/", s.protected(s.handleRequestCountReset))
+	s.handle("GET /request-count/", s.member(s.handleRequestCount))
+	s.handle("POST /request-count/reset/", s.member(s.handleRequestCountReset))
 }
 
 // handle registers pattern for its exact path, with and without the final
@@ -180,6 +180,34 @@ func (s *server) protected(h userHandlerFunc) http.Handler {
 			s.writeError(w, r, err)
 		}
 	})
+}
+
+// member adapts a handler that needs a valid bearer token of an account
+// that exists, but reads nothing of the account: whether it exists may be
+// as read up to accountRecheck ago (Store.AccountExists).
+func (s *server) member(h handlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		err := s.exists(r)
+		if err == nil {
+			err = h(w, r)
+		}
+		if err != nil {
+			s.writeError(w, r, err)
+		}
+	})
+}
+
+// exists checks the request's token and that its account exists.
+func (s *server) exists(r *http.Request) error {
+	uuid, err := s.auth.accountFromRequest(r)
+	if err != nil {
+		return err
+	}
+	err = s.store.AccountExists(r.Context(), uuid)
+	if errors.Is(err, errNotFound) {
+		return errUnauthorized
+	}
+	return err
 }
 
 // signedIn returns the account of the request's token, or a 401 when the

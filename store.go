@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"time"
 )
 
 // Errors the store returns for conditions the caller answers as 4xx.
@@ -25,6 +26,7 @@ const maxCollections = 1000
 type Store struct {
 	db       *db
 	accounts *accountCache // nil: every request reads its account
+	existing existingAccounts
 }
 
 // openStore opens the database that dsn names, brings its schema up to
@@ -39,7 +41,7 @@ func openStore(ctx context.Context, dsn string, pool poolConfig) (*Store, error)
 		d.Close()
 		return nil, fmt.Errorf("open database: %w", err)
 	}
-	return &Store{db: d, accounts: accounts}, nil
+	return &Store{db: d, accounts: accounts, existing: existingAccounts{at: map[string]time.Time{}}}, nil
 }
 
 // Describe names the database for logs, without credentials.

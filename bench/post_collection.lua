@@ -1,5 +1,17 @@
--- wrk script: POST /collection/ with a small collection of two movies.
--- The bearer token comes from wrk's -H option.
+-- wrk script: POST /collection/ with a small collection of two movies,
+-- each request for a random user of the token file BENCH_POST_TOKENS (a
+-- user may keep 1,000 collections).
+local tokens = {}
+for line in io.lines(os.getenv("BENCH_POST_TOKENS")) do
+  tokens[#tokens + 1] = line
+end
+math.randomseed(os.time())
+
+request = function()
+  wrk.headers["Authorization"] = "Bearer " .. tokens[math.random(#tokens)]
+  return wrk.format()
+end
+
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
 wrk.body = [[{"title":"Benchmark night","description":"created by wrk","movies":[
