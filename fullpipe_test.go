@@ -82,6 +82,10 @@ func TestServesWithStdoutPipeNobodyReads(t *testing.T) {
 				if i%(total/accounts) == 0 {
 					user := fmt.Sprintf("pipe%d", i)
 					status, err := send("POST", "/register/", fmt.Sprintf(`{"username":%q,"password":"password1"}`, user))
+					if err == nil && status == http.StatusServiceUnavailable {
+						answered.Add(1) // hashing saturated: refused at once, an answer too
+						continue
+					}
 					if err != nil || status != http.StatusCreated {
 						fail("register %s: status %d, %v", user, status, err)
 						continue
