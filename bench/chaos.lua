@@ -4,19 +4,14 @@
 -- failing status) and prints them with the latency percentiles on one
 -- line starting "chaos:", for the script to read. The bearer token comes
 -- from wrk's -H option.
-local threads = {}
+local lib = dofile((debug.getinfo(1, "S").source:match("^@(.*/)") or "") .. "wrklib.lua")
 
-function setup(thread)
-   thread:set("id", #threads)
-   table.insert(threads, thread)
-end
+setup = lib.setup
 
 -- Per thread.
 ok, stale, s502, s503, s504, other = 0, 0, 0, 0, 0, 0
 
-function init(args)
-   math.randomseed(os.time() * 1000 + id)
-end
+init = lib.seed_random
 
 function request()
    return wrk.format(nil, "/movies/?page=" .. math.random(1, 10))
@@ -40,12 +35,8 @@ function response(status, headers, body)
 end
 
 function done(summary, latency, requests)
-   local t = {ok = 0, stale = 0, s502 = 0, s503 = 0, s504 = 0, other = 0}
-   for _, thread in ipairs(threads) do
-      for k in pairs(t) do
-         t[k] = t[k] + thread:get(k)
-      end
-   end
+   local t = {}
+   for _, k in ipairs({"ok", "stale", "s502", "s503", "s504", "other"}) do t[k] = lib.sum(k) end
    local e = summary.errors
    io.write(string.format(
       "chaos: requests=%d ok=%d stale=%d s502=%d s503=%d s504=%d other=%d " ..

@@ -25,105 +25,22 @@
 # stopped on exit, Ctrl-C included.
 set -euo pipefail
 
-cd "$(dirname "$0")/.."
-root=$PWD
-bench=$root/bench
-out=$bench/out
-raw=$out/raw
+die_prefix=chaos
+# shellcheck source=bench/lib.sh
+source "$(dirname "$0")/lib.sh"
+
 duration=${BENCH_CHAOS_DURATION:-30s}
 mode=${BENCH_CHAOS_MODE:-503}
 opening=${BENCH_CHAOS_OPENING:-3s}
 cooldown=${MOVIES_BREAKER_COOLDOWN:-10s}
-
-log() { printf '== %s\n' "$*" >&2; }
-die() { printf 'chaos: %s\n' "$*" >&2; exit 1; }
 
 case $mode in
   503 | drop | hang) ;;
   *) die "BENCH_CHAOS_MODE must be 503, drop or hang, not $mode" ;;
 esac
 
-# --- tools ---------------------------------------------------------------
-
-missing=()
-command -v wrk >/dev/null || missing+=(wrk)
-command -v curl >/dev/null || missing+=(curl)
-if ((${#missing[@]})); then
-  log "installing ${missing[*]}"
-  sudo=()
-  if ((EUID != 0)); then
-    command -v sudo >/dev/null || die "need root (or sudo) to install ${missing[*]}"
-    sudo=(sudo)
-  fi
-  "${sudo[@]}" apt-get update
-  "${sudo[@]}" apt-get install -y "${missing[@]}"
-fi
-command -v go >/dev/null || die "go is not on PATH"
-
-# --- processes and cleanup -----------------------------------------------
-
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/movies-chaos.XXXXXX")
-pids=() # every background process started here
-
-cleanup() {
-  local status=$?
-  trap - EXIT INT TERM
-  local pid
-  for pid in "${pids[@]}"; do
-    kill -TERM "$pid" 2>/dev/null || true
-  done
-  # The server shuts down gracefully on SIGTERM; give it a few seconds.
-  for _ in $(seq 50); do
-    local alive=0
-    for pid in "${pids[@]}"; do
-      kill -0 "$pid" 2>/dev/null && alive=1
-    done
-    ((alive)) || break
-    sleep 0.1
-  done
-  for pid in "${pids[@]}"; do
-    kill -KILL "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-  done
-  rm -rf "$tmp"
-  exit "$status"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-# free_port prints a loopback port that nothing listens on and that this
-# script has not handed out yet.
-used_ports=" "
-free_port() {
-  local p
-  for _ in $(seq 200); do
-    p=$((20000 + RANDOM % 40000))
-    [[ $used_ports == *" $p "* ]] && continue
-    if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
-      used_ports+="$p "
-      echo "$p"
-      return
-    fi
-  done
-  die "no free loopback port found"
-}
-
-# wait_http URL PID LOG [STATUS]: wait until URL answers (with STATUS when
-# given, any status otherwise) while PID is alive; on failure show LOG.
-wait_http() {
-  local url=$1 pid=$2 logfile=$3 want=${4:-} code
-  for _ in $(seq 200); do
-    kill -0 "$pid" 2>/dev/null || { tail -n 20 "$logfile" >&2; die "process for $url exited"; }
-    code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 1 "$url" || true)
-    if [[ $code != 000 && ( -z $want || $code == "$want" ) ]]; then
-      return
-    fi
-    sleep 0.1
-  done
-  tail -n 20 "$logfile" >&2
-  die "$url did not answer ${want:-at all} within 20s (last status $code)"
-}
+need_tools
+start_cleanup movies-chaos
 
 # --- build ----------------------------------------------------------------
 
@@ -136,16 +53,8 @@ go build -o "$tmp/fakecatalogue" ./bench/fakecatalogue
 # Pinned: the run measures what production runs against a catalogue down.
 unset BCRYPT_COST LOG_LEVEL PPROF_ADDR PUBLIC_URL METRICS_ADDR
 
-cat_port=$(free_port)
+start_catalogue chaos-catalogue
 catalogue=http://127.0.0.1:$cat_port
-export MOVIES_API_USERNAME=chaos-catalogue
-MOVIES_API_PASSWORD=$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')
-export MOVIES_API_PASSWORD
-
-"$tmp/fakecatalogue" -addr "127.0.0.1:$cat_port" -delay 20ms >"$tmp/fakecatalogue.log" 2>&1 &
-cat_pid=$!
-pids+=("$cat_pid")
-wait_http "$catalogue/_stats" "$cat_pid" "$tmp/fakecatalogue.log" 200
 
 # chaos DOWN: take the catalogue down (1) or bring it back (0).
 chaos() {
@@ -169,15 +78,8 @@ rows=()
 run_row() {
   local name=$1 label=$2
   shift 2
-  local port service server_pid logfile=$tmp/server-$name.log
-  port=$(free_port)
-  service=http://127.0.0.1:$port
-  env "ADDR=127.0.0.1:$port" "DATABASE_URL=$tmp/$name.db" \
-    "MOVIES_API_URL=$catalogue/api/v1/maya/movies/" "$@" \
-    "$tmp/movies" >"$logfile" 2>&1 &
-  server_pid=$!
-  pids+=("$server_pid")
-  wait_http "$service/healthz" "$server_pid" "$logfile" 200
+  local service server_pid logfile=$tmp/server-$name.log
+  start_server "$logfile" "$tmp/$name.db" "$@"
   log "$label: server on $service (pid $server_pid), $*"
 
   local code token
@@ -240,10 +142,7 @@ run_row off "features off" MOVIES_STALE_IF_ERROR=0 MOVIES_BREAKER_THRESHOLD=0
 
 # --- report ---------------------------------------------------------------
 
-commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
-if [[ -n $(git status --porcelain --untracked-files=no 2>/dev/null) ]]; then
-  commit+=" + uncommitted changes"
-fi
+commit=$(commit_name)
 passed=()
 for v in MOVIES_API_TIMEOUT MOVIES_API_MAX_ATTEMPTS; do
   [[ -n ${!v:-} ]] && passed+=("$v=${!v}")

@@ -15,12 +15,9 @@
 -- them, and how many requests of each kind were sent, on lines starting
 -- with "crowd:" for bench/crowd.sh to read.
 
-local threads = {}
+local lib = dofile((debug.getinfo(1, "S").source:match("^@(.*/)") or "") .. "wrklib.lua")
 
-function setup(thread)
-   thread:set("id", #threads)
-   table.insert(threads, thread)
-end
+setup = lib.setup
 
 local users = {}        -- {auth = "Bearer ...", ids = {uuid, ...}}
 local write_share, list_w, get_w, count_w, put_w, post_w
@@ -35,7 +32,7 @@ local words = {"Evening", "Shadows", "Road", "Paper", "Moons", "Harbour", "Light
    "Smoke", "Orchard", "River", "Winter", "Garden", "Silent", "City", "Last", "Summer"}
 
 -- Counters, globals so that done() can read them with thread:get.
-s2xx, s3xx, s4xx, s5xx, s409, s429, s503, sother = 0, 0, 0, 0, 0, 0, 0, 0
+lib.counters("2xx", "3xx", "4xx", "5xx", "409", "429", "503", "other")
 n_list, n_get, n_count, n_put, n_post = 0, 0, 0, 0, 0
 
 local function hex(n)
@@ -126,15 +123,10 @@ function response(status, headers, body)
    else sother = sother + 1 end
 end
 
-local function sum(name)
-   local n = 0
-   for _, t in ipairs(threads) do n = n + (t:get(name) or 0) end
-   return n
-end
+local sum = lib.sum
 
 function done(summary, latency, requests)
-   io.write(string.format("crowd: statuses 2xx=%d 3xx=%d 4xx=%d 5xx=%d 409=%d 429=%d 503=%d other=%d\n",
-      sum("s2xx"), sum("s3xx"), sum("s4xx"), sum("s5xx"), sum("s409"), sum("s429"), sum("s503"), sum("sother")))
+   io.write(lib.statuses("crowd:", "2xx", "3xx", "4xx", "5xx", "409", "429", "503", "other"))
    io.write(string.format("crowd: sent list=%d get=%d count=%d put=%d post=%d\n",
       sum("n_list"), sum("n_get"), sum("n_count"), sum("n_put"), sum("n_post")))
 end

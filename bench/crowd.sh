@@ -44,11 +44,8 @@
 # exit, Ctrl-C included.
 set -euo pipefail
 
-cd "$(dirname "$0")/.."
-root=$PWD
-bench=$root/bench
-out=$bench/out
-raw=$out/raw
+# shellcheck source=bench/lib.sh
+source "$(dirname "$0")/lib.sh"
 
 users=${BENCH_USERS:-300}
 collections=${BENCH_COLLECTIONS:-3}
@@ -62,9 +59,6 @@ write_put=${BENCH_WRITE_PUT:-70}
 write_post=${BENCH_WRITE_POST:-30}
 profile=${BENCH_PROFILE:-0}
 wrk_args=(-t2 -c64 "-d$duration" --timeout 10s --latency)
-
-# shellcheck source=bench/lib.sh
-source "$bench/lib.sh"
 
 for v in users collections; do
   [[ ${!v} =~ ^[1-9][0-9]*$ ]] || die "BENCH_${v^^} must be a whole number of at least 1, not '${!v}'"
@@ -92,15 +86,6 @@ fi
 
 need_tools
 start_cleanup movies-crowd
-
-# forget PID: drop PID from the processes to stop on exit.
-forget() {
-  local keep=() p
-  for p in "${pids[@]}"; do
-    [[ $p == "$1" ]] || keep+=("$p")
-  done
-  pids=("${keep[@]}")
-}
 
 # --- databases --------------------------------------------------------------
 
@@ -152,48 +137,12 @@ go build -o "$tmp/seed" ./bench/seed
 # Pinned to their defaults: the benchmark measures what production runs.
 unset BCRYPT_COST LOG_LEVEL PPROF_ADDR PUBLIC_URL
 
-cat_port=$(free_port)
-base_port=$(free_port)
-export MOVIES_API_USERNAME=bench-catalogue
-MOVIES_API_PASSWORD=$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')
-export MOVIES_API_PASSWORD
-
 # The crowd never asks for /movies/; the fake catalogue is there so that
 # the server runs fully configured, and nothing leaves the machine.
-"$tmp/fakecatalogue" -addr "127.0.0.1:$cat_port" -delay 20ms >"$tmp/fakecatalogue.log" 2>&1 &
-pids+=($!)
-cat_pid=$!
-"$tmp/baseline" -addr "127.0.0.1:$base_port" >"$tmp/baseline.log" 2>&1 &
-pids+=($!)
-base_pid=$!
-wait_http "http://127.0.0.1:$cat_port/" "$cat_pid" "$tmp/fakecatalogue.log"
-wait_http "http://127.0.0.1:$base_port/" "$base_pid" "$tmp/baseline.log" 200
-baseline=http://127.0.0.1:$base_port
-
-# start_server LOG DATABASE_URL [VAR=value...]: start the service on a new
-# port; sets server_pid and service.
+start_catalogue bench-catalogue
+start_baseline
 server_pid=""
 service=""
-start_server() {
-  local logfile=$1 db=$2 port
-  shift 2
-  port=$(free_port)
-  env "ADDR=127.0.0.1:$port" "DATABASE_URL=$db" \
-    "MOVIES_API_URL=http://127.0.0.1:$cat_port/api/v1/maya/movies/" "$@" \
-    "$tmp/movies" >"$logfile" 2>&1 &
-  server_pid=$!
-  pids+=("$server_pid")
-  service=http://127.0.0.1:$port
-  wait_http "$service/healthz" "$server_pid" "$logfile" 200
-}
-
-# stop_server: SIGTERM the service and wait; sets server_status.
-stop_server() {
-  kill -TERM "$server_pid"
-  server_status=0
-  wait "$server_pid" || server_status=$?
-  forget "$server_pid"
-}
 
 # run_wrk FILE URL [script arguments...]: one wrk run of crowd.lua, its
 # output kept in FILE. wrk runs in the background so that Ctrl-C or a
@@ -373,13 +322,8 @@ run_backend() {
 
   # Measuring: the server as production runs it.
   server_log=$tmp/server-$key.log
-  local extra=()
-  pprof_addr=""
-  if [[ $profile == 1 ]]; then
-    pprof_addr=127.0.0.1:$(free_port)
-    extra+=("PPROF_ADDR=$pprof_addr")
-  fi
-  start_server "$server_log" "$db" "${extra[@]}"
+  pick_pprof
+  start_server "$server_log" "$db" "${pprof_env[@]}"
   log "$backend_label: server on $service (pid $server_pid), baseline on $baseline"
   local token id code
   read -r token id _ <"$tmp/users-$key.txt"
@@ -438,7 +382,7 @@ done
 # --- report ---------------------------------------------------------------
 
 commit=$(commit_name)
-cpu=$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo 2>/dev/null || true)
+cpu=$(cpu_model)
 passed_settings
 {
   echo "Crowd benchmark of $commit on $(date -u +%Y-%m-%dT%H:%MZ): $(nproc) CPUs${cpu:+ ($cpu)}, server, database and wrk on the same machine."

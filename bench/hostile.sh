@@ -45,18 +45,12 @@
 # process started here is stopped on exit, Ctrl-C included.
 set -euo pipefail
 
-cd "$(dirname "$0")/.."
-root=$PWD
-bench=$root/bench
-out=$bench/out
-raw=$out/raw
+# shellcheck source=bench/lib.sh
+source "$(dirname "$0")/lib.sh"
 
 duration=${HOSTILE_DURATION:-10s}
 target=${HOSTILE_COLLECTIONS:-1000}
 seed_budget=${HOSTILE_SEED_BUDGET:-60}
-
-# shellcheck source=bench/lib.sh
-source "$bench/lib.sh"
 
 [[ $duration =~ ^([1-9][0-9]*)s?$ ]] || die "HOSTILE_DURATION must be whole seconds, such as 10s, not '$duration'"
 secs=${BASH_REMATCH[1]}
@@ -68,15 +62,6 @@ duration=${secs}s
 need_tools
 start_cleanup movies-hostile
 
-# forget PID: drop PID from the processes to stop on exit.
-forget() {
-  local keep=() p
-  for p in "${pids[@]}"; do
-    [[ $p == "$1" ]] || keep+=("$p")
-  done
-  pids=("${keep[@]}")
-}
-
 # --- build ----------------------------------------------------------------
 
 log "building the server and the fake catalogue"
@@ -87,45 +72,26 @@ go build -o "$tmp/fakecatalogue" ./bench/fakecatalogue
 # AUTH_RATE_PER_IP is set by each part.
 unset BCRYPT_COST LOG_LEVEL PPROF_ADDR PUBLIC_URL AUTH_RATE_PER_IP LOGIN_MAX_FAILURES LOGIN_LOCKOUT
 
-cat_port=$(free_port)
-export MOVIES_API_USERNAME=bench-catalogue
-MOVIES_API_PASSWORD=$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')
-export MOVIES_API_PASSWORD
-"$tmp/fakecatalogue" -addr "127.0.0.1:$cat_port" -delay 20ms >"$tmp/fakecatalogue.log" 2>&1 &
-pids+=($!)
-cat_pid=$!
-wait_http "http://127.0.0.1:$cat_port/" "$cat_pid" "$tmp/fakecatalogue.log"
+start_catalogue bench-catalogue
 
 hz=$(getconf CLK_TCK)
 tag=$(head -c 4 /dev/urandom | od -An -tx1 | tr -d ' \n')
 json=(-H "Content-Type: application/json")
 
-# start_server NAME [VAR=value...]: start the service on a new port and a
+# start_part NAME [VAR=value...]: start the service on a new port and a
 # fresh database; sets server_pid, server_log and service.
 server_pid=""
 server_log=""
 service=""
-start_server() {
-  local name=$1 port
-  shift
-  port=$(free_port)
-  server_log=$tmp/server-$name.log
-  env "ADDR=127.0.0.1:$port" "DATABASE_URL=$tmp/$name.db" \
-    "MOVIES_API_URL=http://127.0.0.1:$cat_port/api/v1/maya/movies/" "$@" \
-    "$tmp/movies" >"$server_log" 2>&1 &
-  server_pid=$!
-  pids+=("$server_pid")
-  service=http://127.0.0.1:$port
-  wait_http "$service/healthz" "$server_pid" "$server_log" 200
+start_part() {
+  server_log=$tmp/server-$1.log
+  start_server "$server_log" "$tmp/$1.db" "${@:2}"
 }
 
-# stop_server: SIGTERM the service and wait; sets server_status and adds
-# the log's lines not at INFO level, and its 5xx answers, to the notes.
-stop_server() {
-  kill -TERM "$server_pid"
-  server_status=0
-  wait "$server_pid" || server_status=$?
-  forget "$server_pid"
+# stop_part NAME: stop the service (stop_server); add the log's lines not
+# at INFO level, and its 5xx answers, to the notes.
+stop_part() {
+  stop_server
   local warn n5xx n503
   warn=$(grep -v '"level":"INFO"' "$server_log" | grep -vc 'catalogue credentials' || true)
   n503=$(grep -c '"status":503' "$server_log" || true)
@@ -235,7 +201,7 @@ check() { # check OK|FAIL TEXT
 # --- 1. bombs -------------------------------------------------------------
 
 log "part 1: bystander latency during 16 concurrent bombs"
-start_server bombs AUTH_RATE_PER_IP=0
+start_part bombs AUTH_RATE_PER_IP=0
 bystander=$(register "bystander$tag")
 attacker=$(register "attacker$tag")
 genres=(Action Drama Comedy Thriller Romance Horror Western Crime)
@@ -353,7 +319,7 @@ alive
 
 bomb_run full 0
 bomb_run nice 19
-stop_server "part 1 (bombs)"
+stop_part "part 1 (bombs)"
 
 bombs_total=0
 bombs_400=0
@@ -425,7 +391,7 @@ part1=$(
 # --- 2. maximal lists -------------------------------------------------------
 
 log "part 2: RSS under 8 concurrent lists of up to $target maximal collections"
-start_server lists AUTH_RATE_PER_IP=0
+start_part lists AUTH_RATE_PER_IP=0
 lister=$(register "lister$tag")
 lt=$(printf '%*s' 200 '' | tr ' ' '<')
 ld=$(printf '%*s' 2000 '' | tr ' ' '<')
@@ -478,7 +444,7 @@ rss_after=$(status_kb VmRSS)
 sleep 2
 rss_after2=$(status_kb VmRSS)
 read -r l_rps l_p50 l_p99 l_non2xx l_errs l_total <<<"$(parse "$f_list")"
-stop_server "part 2 (lists)"
+stop_part "part 2 (lists)"
 growth=$(((hwm_peak > rss_peak ? hwm_peak : rss_peak) - rss_before))
 if ((growth < 200 * 1024)); then
   check OK "RSS grew by $(mib "$growth") MiB at most during 8 concurrent lists of $listed maximal collections"
@@ -517,7 +483,7 @@ part2=$(
 # --- 3. registration flood ---------------------------------------------------
 
 log "part 3: login latency during 120 concurrent registration loops"
-start_server logins AUTH_RATE_PER_IP=0
+start_part logins AUTH_RATE_PER_IP=0
 register "loyal$tag" >/dev/null
 login_body="{\"username\":\"loyal$tag\",\"password\":\"correct horse battery\"}"
 # login_once FILE: one login; appends "status ms" to FILE.
@@ -545,7 +511,7 @@ grep -q '^hostile: statuses' "$f_reg" || { cat "$f_reg" >&2; die "hostile_regist
 read -r r_rps r_p50 r_p99 r_non2xx r_errs r_total <<<"$(parse "$f_reg")"
 read -r sv_reg_n sv_reg_p50 sv_reg_p99 sv_reg_max sv_reg_codes <<<"$(route_stats "$server_log" "$from" "$to" "POST /register/")"
 read -r sv_log_n sv_log_p50 sv_log_p99 sv_log_max sv_log_codes <<<"$(route_stats "$server_log" "$from" "$to" "POST /login/")"
-stop_server "part 3 (registrations)"
+stop_part "part 3 (registrations)"
 
 login_row() { # login_row LABEL FILE
   local n p50 p99 max codes
@@ -608,7 +574,7 @@ part3=$(
 declare -A q=()
 rate_run() {
   local key=$1 password=$2 i path code ra first="" t0 values=()
-  start_server "rate-$key"
+  start_part "rate-$key"
   : >"$tmp/rate-$key"
   t0=$(date +%s.%N)
   for i in $(seq 70); do
@@ -624,7 +590,7 @@ rate_run() {
   done
   q[$key.secs]=$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN {printf "%.1f", b - a}')
   alive
-  stop_server "part 4 (per-address limit, $key)"
+  stop_part "part 4 (per-address limit, $key)"
   q[$key.codes]=$(awk '{print $1}' "$tmp/rate-$key" | sort | uniq -c | awk '{printf "%s%s: %s", (NR > 1 ? ", " : ""), $2, $1}')
   q[$key.first429]=${first:-none}
   q[$key.n429]=$(grep -c '^429 ' "$tmp/rate-$key" || true)
@@ -666,7 +632,7 @@ part4=$(
 # --- report ---------------------------------------------------------------
 
 commit=$(commit_name)
-cpu=$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo 2>/dev/null || true)
+cpu=$(cpu_model)
 passed_settings
 cmd="bash bench/hostile.sh"
 for v in HOSTILE_SEED_BUDGET HOSTILE_COLLECTIONS HOSTILE_DURATION; do

@@ -12,15 +12,12 @@
 -- on a line starting with "hostile:" for bench/hostile.sh to read, and the
 -- body's size on a line of its own.
 
-local threads = {}
+local lib = dofile((debug.getinfo(1, "S").source:match("^@(.*/)") or "") .. "wrklib.lua")
 
-function setup(thread)
-   thread:set("id", #threads)
-   table.insert(threads, thread)
-end
+setup = lib.setup
 
 -- Counters, globals so that done() can read them with thread:get.
-s201, s400, s413, s429, s503, s5xx, sother = 0, 0, 0, 0, 0, 0, 0
+lib.counters("201", "400", "413", "429", "503", "5xx", "other")
 
 local function body_of(kind)
    if kind == "genres" then
@@ -57,23 +54,10 @@ function request()
 end
 
 function response(status, headers, body)
-   if status == 201 then s201 = s201 + 1
-   elseif status == 400 then s400 = s400 + 1
-   elseif status == 413 then s413 = s413 + 1
-   elseif status == 429 then s429 = s429 + 1
-   elseif status == 503 then s503 = s503 + 1
-   elseif status >= 500 and status < 600 then s5xx = s5xx + 1
-   else sother = sother + 1 end
-end
-
-local function sum(name)
-   local n = 0
-   for _, t in ipairs(threads) do n = n + (t:get(name) or 0) end
-   return n
+   lib.count_status(status, headers)
 end
 
 function done(summary, latency, requests)
-   io.write(string.format("hostile: statuses 201=%d 400=%d 413=%d 429=%d 503=%d 5xx=%d other=%d\n",
-      sum("s201"), sum("s400"), sum("s413"), sum("s429"), sum("s503"), sum("s5xx"), sum("sother")))
-   io.write(string.format("hostile: body_bytes %d\n", threads[1]:get("body_bytes") or 0))
+   io.write(lib.statuses("hostile:", "201", "400", "413", "429", "503", "5xx", "other"))
+   io.write(string.format("hostile: body_bytes %d\n", lib.threads[1]:get("body_bytes") or 0))
 end

@@ -7,15 +7,12 @@
 -- 429s with a Retry-After header apart; done() prints them on a line
 -- starting with "hostile:" for bench/hostile.sh to read.
 
-local threads = {}
+local lib = dofile((debug.getinfo(1, "S").source:match("^@(.*/)") or "") .. "wrklib.lua")
 
-function setup(thread)
-   thread:set("id", #threads)
-   table.insert(threads, thread)
-end
+setup = lib.setup
 
 -- Counters, globals so that done() can read them with thread:get.
-s201, s409, s429, s503, s503ra, s429ra, s5xx, sother = 0, 0, 0, 0, 0, 0, 0, 0
+lib.counters("201", "409", "429", "429ra", "503", "503ra", "5xx", "other")
 
 local prefix
 local n = 0
@@ -32,25 +29,9 @@ function request()
 end
 
 function response(status, headers, body)
-   if status == 201 then s201 = s201 + 1
-   elseif status == 409 then s409 = s409 + 1
-   elseif status == 429 then
-      s429 = s429 + 1
-      if headers["Retry-After"] then s429ra = s429ra + 1 end
-   elseif status == 503 then
-      s503 = s503 + 1
-      if headers["Retry-After"] then s503ra = s503ra + 1 end
-   elseif status >= 500 and status < 600 then s5xx = s5xx + 1
-   else sother = sother + 1 end
-end
-
-local function sum(name)
-   local n = 0
-   for _, t in ipairs(threads) do n = n + (t:get(name) or 0) end
-   return n
+   lib.count_status(status, headers)
 end
 
 function done(summary, latency, requests)
-   io.write(string.format("hostile: statuses 201=%d 409=%d 429=%d 429ra=%d 503=%d 503ra=%d 5xx=%d other=%d\n",
-      sum("s201"), sum("s409"), sum("s429"), sum("s429ra"), sum("s503"), sum("s503ra"), sum("s5xx"), sum("sother")))
+   io.write(lib.statuses("hostile:", "201", "409", "429", "429ra", "503", "503ra", "5xx", "other"))
 end

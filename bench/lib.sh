@@ -1,9 +1,16 @@
-# Shell functions shared by the load benchmarks (bench/run.sh, bench/crowd.sh).
-# Sourced, not run: the caller sets `set -euo pipefail` and cds to the
-# repository root first.
+# Shell functions shared by the load benchmarks (bench/run.sh, crowd.sh,
+# chaos.sh, hostile.sh). Sourced, not run, first thing after
+# `set -euo pipefail`: it cds to the repository root and sets root, bench,
+# out and raw. A caller may set die_prefix (default "bench") first.
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+root=$PWD
+bench=$root/bench
+out=$bench/out
+raw=$out/raw
 
 log() { printf '== %s\n' "$*" >&2; }
-die() { printf 'bench: %s\n' "$*" >&2; exit 1; }
+die() { printf '%s: %s\n' "${die_prefix:-bench}" "$*" >&2; exit 1; }
 
 # --- tools ---------------------------------------------------------------
 
@@ -105,6 +112,79 @@ wait_http() {
   die "$url did not answer ${want:-at all} within 20s (last status $code)"
 }
 
+# forget PID: drop PID from the processes to stop on exit.
+forget() {
+  local keep=() p
+  for p in "${pids[@]}"; do
+    [[ $p == "$1" ]] || keep+=("$p")
+  done
+  pids=("${keep[@]}")
+}
+
+# --- the fake catalogue, the baseline, the service ------------------------
+
+# start_catalogue USERNAME: start the fake catalogue (answering after
+# 20 ms) on a new port, with MOVIES_API_USERNAME=USERNAME and a random
+# MOVIES_API_PASSWORD, exported for the service too; sets cat_port and
+# cat_pid.
+start_catalogue() {
+  cat_port=$(free_port)
+  export MOVIES_API_USERNAME=$1
+  MOVIES_API_PASSWORD=$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')
+  export MOVIES_API_PASSWORD
+  "$tmp/fakecatalogue" -addr "127.0.0.1:$cat_port" -delay 20ms >"$tmp/fakecatalogue.log" 2>&1 &
+  cat_pid=$!
+  pids+=("$cat_pid")
+  wait_http "http://127.0.0.1:$cat_port/" "$cat_pid" "$tmp/fakecatalogue.log"
+}
+
+# start_baseline: start the bare net/http baseline on a new port; sets
+# base_pid and baseline (its URL).
+start_baseline() {
+  local port
+  port=$(free_port)
+  "$tmp/baseline" -addr "127.0.0.1:$port" >"$tmp/baseline.log" 2>&1 &
+  base_pid=$!
+  pids+=("$base_pid")
+  baseline=http://127.0.0.1:$port
+  wait_http "$baseline/" "$base_pid" "$tmp/baseline.log" 200
+}
+
+# start_server LOG DATABASE_URL [VAR=value...]: start the service ($tmp/movies)
+# on a new port against the fake catalogue; sets server_pid and service.
+start_server() {
+  local logfile=$1 db=$2 port
+  shift 2
+  port=$(free_port)
+  env "ADDR=127.0.0.1:$port" "DATABASE_URL=$db" \
+    "MOVIES_API_URL=http://127.0.0.1:$cat_port/api/v1/maya/movies/" "$@" \
+    "$tmp/movies" >"$logfile" 2>&1 &
+  server_pid=$!
+  pids+=("$server_pid")
+  service=http://127.0.0.1:$port
+  wait_http "$service/healthz" "$server_pid" "$logfile" 200
+}
+
+# pick_pprof: when profile is 1, a loopback address for the service's
+# profiler in pprof_addr, and PPROF_ADDR set to it in the array pprof_env;
+# both empty otherwise.
+pick_pprof() {
+  pprof_addr=""
+  pprof_env=()
+  if [[ ${profile:-0} == 1 ]]; then
+    pprof_addr=127.0.0.1:$(free_port)
+    pprof_env=("PPROF_ADDR=$pprof_addr")
+  fi
+}
+
+# stop_server: SIGTERM the service and wait; sets server_status.
+stop_server() {
+  kill -TERM "$server_pid"
+  server_status=0
+  wait "$server_pid" || server_status=$?
+  forget "$server_pid"
+}
+
 # --- results ---------------------------------------------------------------
 
 # parse FILE: print "req/s p50_ms p99_ms non2xx socket_errors requests"
@@ -142,6 +222,11 @@ passed_settings() {
       if [[ $v == JWT_SECRET ]]; then passed+=("JWT_SECRET (set)"); else passed+=("$v=${!v}"); fi
     fi
   done
+}
+
+# cpu_model: the CPU's model name, or nothing.
+cpu_model() {
+  awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo 2>/dev/null || true
 }
 
 # commit_name: the commit measured, and whether the tree had changes.

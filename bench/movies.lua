@@ -1,16 +1,11 @@
 -- wrk script: GET /movies/?page=N with N drawn at random from 1..200, so
 -- that the service's single-flight does not fold every request into one
 -- catalogue call. The bearer token comes from wrk's -H option.
-local threads = 0
+local lib = dofile((debug.getinfo(1, "S").source:match("^@(.*/)") or "") .. "wrklib.lua")
 
-function setup(thread)
-   thread:set("id", threads)
-   threads = threads + 1
-end
+setup = lib.setup
 
-function init(args)
-   math.randomseed(os.time() * 1000 + id)
-end
+init = lib.seed_random
 
 function request()
    return wrk.format(nil, "/movies/?page=" .. math.random(1, 200))

@@ -2,12 +2,9 @@
 -- "bench", the run's tag (the first script argument), the thread and a
 -- per-thread counter. The password is fixed; bcrypt makes this endpoint
 -- slow by design.
-local threads = 0
+local lib = dofile((debug.getinfo(1, "S").source:match("^@(.*/)") or "") .. "wrklib.lua")
 
-function setup(thread)
-   thread:set("id", threads)
-   threads = threads + 1
-end
+setup = lib.setup
 
 local prefix
 local n = 0

@@ -19,17 +19,12 @@
 # here is stopped on exit, Ctrl-C included.
 set -euo pipefail
 
-cd "$(dirname "$0")/.."
-root=$PWD
-bench=$root/bench
-out=$bench/out
-raw=$out/raw
+# shellcheck source=bench/lib.sh
+source "$(dirname "$0")/lib.sh"
+
 duration=${BENCH_DURATION:-5s}
 profile=${BENCH_PROFILE:-0}
 wrk_args=(-t2 "-d$duration" --timeout 10s --latency)
-
-# shellcheck source=bench/lib.sh
-source "$bench/lib.sh"
 
 need_tools
 start_cleanup movies-bench
@@ -47,42 +42,13 @@ go build -o "$tmp/fakecatalogue" ./bench/fakecatalogue
 # Pinned to their defaults: the benchmark measures what production runs.
 unset BCRYPT_COST LOG_LEVEL PPROF_ADDR PUBLIC_URL
 
-cat_port=$(free_port)
-base_port=$(free_port)
-srv_port=$(free_port)
-export MOVIES_API_USERNAME=bench-catalogue
-MOVIES_API_PASSWORD=$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')
-export MOVIES_API_PASSWORD
-
-"$tmp/fakecatalogue" -addr "127.0.0.1:$cat_port" -delay 20ms >"$tmp/fakecatalogue.log" 2>&1 &
-pids+=($!)
-cat_pid=$!
-"$tmp/baseline" -addr "127.0.0.1:$base_port" >"$tmp/baseline.log" 2>&1 &
-pids+=($!)
-base_pid=$!
+start_catalogue bench-catalogue
+start_baseline
 
 # AUTH_RATE_PER_IP=0: every request comes from 127.0.0.1, and the
 # per-address limit would answer most registrations 429.
-server_env=(
-  "AUTH_RATE_PER_IP=0"
-  "ADDR=127.0.0.1:$srv_port"
-  "DATABASE_URL=$tmp/bench.db"
-  "MOVIES_API_URL=http://127.0.0.1:$cat_port/api/v1/maya/movies/"
-)
-pprof_addr=""
-if [[ $profile == 1 ]]; then
-  pprof_addr=127.0.0.1:$(free_port)
-  server_env+=("PPROF_ADDR=$pprof_addr")
-fi
-env "${server_env[@]}" "$tmp/movies" >"$tmp/server.log" 2>&1 &
-server_pid=$!
-pids+=("$server_pid")
-
-wait_http "http://127.0.0.1:$cat_port/" "$cat_pid" "$tmp/fakecatalogue.log"
-wait_http "http://127.0.0.1:$base_port/" "$base_pid" "$tmp/baseline.log" 200
-wait_http "http://127.0.0.1:$srv_port/healthz" "$server_pid" "$tmp/server.log" 200
-service=http://127.0.0.1:$srv_port
-baseline=http://127.0.0.1:$base_port
+pick_pprof
+start_server "$tmp/server.log" "$tmp/bench.db" AUTH_RATE_PER_IP=0 "${pprof_env[@]}"
 log "server on $service (pid $server_pid), baseline on $baseline, fake catalogue on 127.0.0.1:$cat_port"
 
 # --- seed -----------------------------------------------------------------
@@ -236,16 +202,14 @@ measure register "POST /register/" /register/ no no 8 register.lua
 rss=$(awk '/^VmHWM:/ {printf "%.1f", $2 / 1024}' "/proc/$server_pid/status")
 
 # Stop the server now, to report whether it shut down cleanly.
-kill -TERM "$server_pid"
-server_status=0
-wait "$server_pid" || server_status=$?
+stop_server
 
 log_lines=$(wc -l <"$tmp/server.log")
 grep -v '"level":"INFO"' "$tmp/server.log" | head -n 200 >"$out/server-warnings.log" || true
 warnings=$(grep -vc '"level":"INFO"' "$tmp/server.log" || true)
 
 commit=$(commit_name)
-cpu=$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo 2>/dev/null || true)
+cpu=$(cpu_model)
 passed_settings
 
 {
