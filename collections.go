@@ -56,6 +56,13 @@ const (
 	// maxGenreBytes caps one genre's name: genres are keys of the
 	// per-user tally, and PostgreSQL cannot index very long keys.
 	maxGenreBytes = 100
+	// maxCollectionGenres caps the distinct genres of one collection.
+	// Each is a row of the user's genre counts, written by the single
+	// writer when the collection is created, changed or deleted: without
+	// a cap a 600 KB body of made-up genres would hold every other user's
+	// writes for a second, and so would deleting it. A real catalogue has
+	// a few dozen genres.
+	maxCollectionGenres = 1000
 )
 
 // parseCollectionInput reads and validates a collection body and brings
@@ -91,21 +98,25 @@ func parseCollectionInput(o jsonObject, create bool) (collectionInput, fieldProb
 func parseMovies(p fieldProblems, raw []json.RawMessage) []movie {
 	movies := make([]movie, 0, len(raw))
 	seen := make(map[string]bool, len(raw))
+	genres := map[string]bool{}
 	for i, r := range raw {
 		field := fmt.Sprintf("movies[%d]", i)
-		m, ok := parseMovie(p, field, r)
+		m, ok := parseMovie(p, field, r, genres)
 		if !ok || seen[m.UUID] {
 			continue
 		}
 		seen[m.UUID] = true
 		movies = append(movies, m)
 	}
+	if len(genres) > maxCollectionGenres {
+		p["movies"] = fmt.Sprintf("must have at most %d distinct genres in all", maxCollectionGenres)
+	}
 	return movies
 }
 
 // parseMovie reads and validates one movie of a collection body at path
 // field; ok is false when it has problems.
-func parseMovie(p fieldProblems, field string, raw json.RawMessage) (m movie, ok bool) {
+func parseMovie(p fieldProblems, field string, raw json.RawMessage, genres map[string]bool) (m movie, ok bool) {
 	before := len(p)
 	o, isObject := object(p, field, raw)
 	if !isObject {
@@ -132,7 +143,7 @@ func parseMovie(p fieldProblems, field string, raw json.RawMessage) (m movie, ok
 		checkText(p, field+".title", m.Title, maxMovieTitleChars, true)
 	}
 	checkText(p, field+".description", m.Description, maxMovieDescriptionChars, false)
-	checkGenres(p, field+".genres", m.Genres)
+	checkGenres(p, field+".genres", m.Genres, genres)
 	return m, len(p) == before
 }
 
@@ -150,8 +161,8 @@ func checkText(p fieldProblems, field, s string, maxChars int, required bool) {
 }
 
 // checkGenres records a problem at field when a movie's genres are too
-// long in all or in one genre, or hold NUL.
-func checkGenres(p fieldProblems, field, genres string) {
+// long in all or in one genre, or hold NUL, and adds each genre to seen.
+func checkGenres(p fieldProblems, field, genres string, seen map[string]bool) {
 	switch {
 	case len(genres) > maxGenresBytes:
 		p[field] = fmt.Sprintf("must be at most %d bytes", maxGenresBytes)
@@ -159,9 +170,13 @@ func checkGenres(p fieldProblems, field, genres string) {
 		p[field] = "must not contain the NUL character"
 	default:
 		for g := range strings.SplitSeq(genres, ",") {
-			if len(strings.TrimSpace(g)) > maxGenreBytes {
+			g = strings.TrimSpace(g)
+			if len(g) > maxGenreBytes {
 				p[field] = fmt.Sprintf("each genre must be at most %d bytes", maxGenreBytes)
 				return
+			}
+			if g != "" && len(seen) <= maxCollectionGenres {
+				seen[g] = true
 			}
 		}
 	}

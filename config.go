@@ -26,6 +26,7 @@ type config struct {
 	Pool                 poolConfig
 	LogLevel             slog.Level
 	ShutdownTimeout      time.Duration
+	DrainDelay           time.Duration
 	PprofAddr            string
 	MetricsAddr          string
 	CORSOrigins          string
@@ -91,6 +92,7 @@ func (c *config) settings() []setting {
 		{"AUTH_RATE_PER_IP", "auth-rate-per-ip", "60", "register and login requests one client address may make a minute (a `number`); 0: no limit", intIn(&c.Login.RatePerIP, 0, 1_000_000)},
 		{"METRICS_ADDR", "metrics-addr", "", "serve Prometheus metrics at /metrics on this `address`, a listener apart from the API; none: off", str(&c.MetricsAddr)},
 		{"CORS_ALLOWED_ORIGINS", "cors-allowed-origins", "", "comma-separated `origins` allowed to call the API from a browser (* for any); none: no CORS headers", corsOrigins(&c.CORSOrigins)},
+		{"SHUTDOWN_DRAIN_DELAY", "shutdown-drain-delay", "0", "after SIGINT/SIGTERM, how long /readyz answers 503 while the server still serves, so that a load balancer sees it before the listener closes (a `duration`); 0: close at once", nonNegativeDuration(&c.DrainDelay)},
 		{"SHUTDOWN_TIMEOUT", "shutdown-timeout", "30s", "how long shutdown waits for requests in flight (a `duration`)", positiveDuration(&c.ShutdownTimeout)},
 	}
 }
@@ -101,12 +103,21 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (co
 	var c config
 	settings := c.settings()
 
-	name := "movies"
 	if len(args) > 0 {
-		name, args = args[0], args[1:]
+		args = args[1:]
 	}
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs := flag.NewFlagSet("movies", flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: movies [flags]\n\nEvery setting is an environment variable; a flag, where there is one, overrides it.\n\n")
+		fs.PrintDefaults()
+		fmt.Fprintf(stderr, "\nSecrets have no flag (a flag shows in the process list), only their variable:\n")
+		for _, s := range settings {
+			if s.flag == "" {
+				fmt.Fprintf(stderr, "  %s\n    \t%s\n", s.env, s.usage)
+			}
+		}
+	}
 	flagValues := map[string]*string{}
 	for _, s := range settings {
 		if s.flag != "" {

@@ -40,6 +40,17 @@ func testCollectionLimits(t *testing.T, be backend) {
 		}
 		return out
 	}
+	manyGenres := func(movies, each int) []movie { // distinct genres across movies
+		out := manyMovies(movies)
+		for i := range out {
+			parts := make([]string, each)
+			for j := range parts {
+				parts[j] = fmt.Sprintf("m%dg%d", i, j)
+			}
+			out[i].Genres = strings.Join(parts, ",")
+		}
+		return out
+	}
 	tests := []struct {
 		name  string
 		body  map[string]any
@@ -59,6 +70,8 @@ func testCollectionLimits(t *testing.T, be backend) {
 		{"genres of 1,001 bytes", map[string]any{"title": "t", "movies": withMovie(func(m *movie) { m.Genres = genres(100, 9) + "xy" })}, "movies[0].genres"},
 		{"a genre of 100 bytes", map[string]any{"title": "t", "movies": withMovie(func(m *movie) { m.Genres = strings.Repeat("g", 100) })}, ""},
 		{"a genre of 101 bytes", map[string]any{"title": "t", "movies": withMovie(func(m *movie) { m.Genres = strings.Repeat("g", 101) })}, "movies[0].genres"},
+		{"1,000 distinct genres in a collection", map[string]any{"title": "t", "movies": manyGenres(10, 100)}, ""},
+		{"1,001 distinct genres in a collection", map[string]any{"title": "t", "movies": append(manyGenres(10, 100), newMovie("one more"))}, "movies"},
 		// The bomb that took minutes: 40,000 genres in one movie.
 		{"40,000 genres", map[string]any{"title": "t", "movies": withMovie(func(m *movie) { m.Genres = genres(40000, 3) })}, "movies[0].genres"},
 	}
@@ -372,4 +385,26 @@ func TestDatabaseFileGoneIs503(t *testing.T) {
 		t.Fatal("closing without a database reported no error")
 	}
 	app.app = nil
+}
+
+// TestInvalidUTF8IsRefused: text that is not UTF-8, or holds a lone
+// surrogate escape, is a 400, not silently replaced: "pass\xffword" and
+// "pass\xfeword" must not become the same password.
+func TestInvalidUTF8IsRefused(t *testing.T) {
+	app := newTestApp(t)
+	for _, body := range []string{
+		"{\"username\":\"inv\",\"password\":\"pass\xff\xfeword\"}",
+		`{"username":"inv","password":"pass\ud800word"}`,
+	} {
+		res := app.do("POST", "/register/", "", body).mustStatus(t, http.StatusBadRequest)
+		var e errorBody
+		json.Unmarshal(res.body, &e)
+		if e.Error.Fields["password"] == "" {
+			t.Errorf("fields: got %v, want a problem with password", e.Error.Fields)
+		}
+	}
+	// U+FFFD itself, sent as is or escaped, and real pairs are text.
+	app.do("POST", "/register/", "", `{"username":"ok1","password":"pass\ufffdword"}`).mustStatus(t, http.StatusCreated)
+	app.do("POST", "/register/", "", "{\"username\":\"ok2\",\"password\":\"pass\xef\xbf\xbdword\"}").mustStatus(t, http.StatusCreated)
+	app.do("POST", "/register/", "", `{"username":"ok3","password":"pass\ud83d\ude00word"}`).mustStatus(t, http.StatusCreated)
 }

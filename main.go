@@ -81,7 +81,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return fmt.Errorf("listen on %s: %w", cfg.Addr, err)
 	}
 	logger.Info("listening", "addr", ln.Addr().String(), "database", a.store.Describe())
-	return serve(ctx, srv, ln, cfg.ShutdownTimeout, a.server.ready.drain, logger)
+	drain := func() {
+		a.server.ready.drain()
+		time.Sleep(cfg.DrainDelay)
+	}
+	return serve(ctx, srv, ln, cfg.ShutdownTimeout, drain, logger)
 }
 
 // serve serves on ln until ctx ends, then shuts down: drain (readiness
@@ -188,9 +192,5 @@ func newApp(ctx context.Context, cfg config, logger *slog.Logger) (*app, error) 
 func (a *app) close() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	err := a.counter.Stop(ctx)
-	if err != nil {
-		err = fmt.Errorf("persist request count: %w", err)
-	}
-	return errors.Join(err, a.store.Close())
+	return errors.Join(a.counter.Stop(ctx), a.store.Close())
 }

@@ -209,7 +209,10 @@ func routeLabel(pattern string) string {
 	}
 	path = strings.TrimLeft(path, " \t")
 	path = strings.TrimSuffix(path, "{$}")
-	if !strings.HasSuffix(path, "/") && !strings.HasSuffix(path, "...}") && !bareRoutes[path] {
+	switch {
+	case bareRoutes[strings.TrimSuffix(path, "/")]:
+		path = strings.TrimSuffix(path, "/") // /healthz/ is /healthz
+	case !strings.HasSuffix(path, "/") && !strings.HasSuffix(path, "...}"):
 		path += "/"
 	}
 	if method == "" {

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 )
 
 // maxBodyBytes caps every request body.
@@ -420,7 +421,27 @@ func (o jsonObject) str(p fieldProblems, path, name string) *string {
 		p[path] = "must be a string"
 		return nil
 	}
+	if !validText(raw, s) {
+		p[path] = "must be valid UTF-8"
+		return nil
+	}
 	return &s
+}
+
+// validText reports whether the JSON string raw, decoded as s, was valid
+// UTF-8 with no lone surrogate escape (\ud800): encoding/json would
+// replace either with U+FFFD, so that two different passwords, say, would
+// become the same one.
+func validText(raw json.RawMessage, s string) bool {
+	if !utf8.Valid(raw) {
+		return false
+	}
+	if !strings.ContainsRune(s, utf8.RuneError) {
+		return true
+	}
+	// U+FFFD may be sent as itself or escaped; any other is a replacement.
+	sent := bytes.Count(raw, []byte(`\ufffd`)) + bytes.Count(raw, []byte(`\uFFFD`)) + bytes.Count(raw, []byte(string(utf8.RuneError)))
+	return strings.Count(s, string(utf8.RuneError)) <= sent
 }
 
 // list reads member name of o as a list. Absent or null is nil, false.

@@ -212,14 +212,13 @@ func applyGenreTally(tx *writeTx, userID int64, tally map[string]int) error {
 	if err := tx.execRows(&addGenreRows, rows); err != nil {
 		return err
 	}
+	var dropped [][]any
 	for _, g := range genres {
 		if tally[g] < 0 {
-			if err := tx.exec(qDropGenre, userID, g); err != nil {
-				return err
-			}
+			dropped = append(dropped, []any{userID, g})
 		}
 	}
-	return nil
+	return tx.execRows(&dropGenreRows, dropped)
 }
 
 // Collections returns the user's collections, oldest first, and their

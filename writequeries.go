@@ -21,7 +21,6 @@ const (
 	qForgetCounterShare
 	qInsertUser
 	qInsertCollection
-	qDropGenre
 	qCountCollection
 	qBumpUser
 	qLoginFailed
@@ -47,7 +46,6 @@ var writeQueryText = [numWriteQueries]string{
 	qForgetCounterShare: `DELETE FROM counter_shares WHERE process = $1`,
 	qInsertUser:         `INSERT INTO users (uuid, username, password_hash) VALUES ($1, $2, $3)`,
 	qInsertCollection:   `INSERT INTO collections (uuid, user_id, title, description) VALUES ($1, $2, $3, $4) RETURNING id`,
-	qDropGenre:          `DELETE FROM user_genres WHERE user_id = $1 AND genre = $2 AND n <= 0`,
 	// qCountCollection counts one more collection for the user, unless
 	// that would pass the limit ($2): then it matches no row. It locks
 	// the user's row (PostgreSQL), so the user's creates take turns.
@@ -86,6 +84,9 @@ type rowsQuery struct {
 	head string
 	cols int
 	tail string
+	// casts, when set, is the SQL type of each column, for a statement
+	// where PostgreSQL cannot infer it (VALUES compared with columns).
+	casts []string
 }
 
 var (
@@ -98,7 +99,15 @@ var (
 		cols: 3,
 		tail: ` ON CONFLICT (user_id, genre) DO UPDATE SET n = user_genres.n + excluded.n`,
 	}
-	rowsQueries = []*rowsQuery{&insertMovieRows, &addGenreRows}
+	// dropGenreRows drops the genres that no movie of the user carries any
+	// more, of those given.
+	dropGenreRows = rowsQuery{
+		head:  `DELETE FROM user_genres WHERE n <= 0 AND (user_id, genre) IN (VALUES `,
+		cols:  2,
+		tail:  `)`,
+		casts: []string{"BIGINT", "TEXT"},
+	}
+	rowsQueries = []*rowsQuery{&insertMovieRows, &addGenreRows, &dropGenreRows}
 )
 
 // maxRowsPerStatement is the most rows one rowsQuery statement writes.
@@ -119,7 +128,11 @@ func (q *rowsQuery) sql(n int) string {
 			if c > 0 {
 				b.WriteString(", ")
 			}
-			fmt.Fprintf(&b, "$%d", r*q.cols+c+1)
+			if q.casts != nil {
+				fmt.Fprintf(&b, "CAST($%d AS %s)", r*q.cols+c+1, q.casts[c])
+			} else {
+				fmt.Fprintf(&b, "$%d", r*q.cols+c+1)
+			}
 		}
 		b.WriteByte(')')
 	}
