@@ -140,6 +140,9 @@ func (s *Store) LoginSucceeded(ctx context.Context, username string) error {
 // request; a busy one costs one read more per request than none.
 // PostgreSQL has no such counter: every request reads its account.
 type accountCache struct {
+	// wal reads the counter from the WAL-index header, without a query;
+	// nil where it cannot be mapped. changes reads it with one.
+	wal     *walIndex
 	changes *freshRead[int64]
 	conn    *sql.Conn // the counter is per connection: one kept for it
 	stmt    *sql.Stmt
@@ -173,6 +176,9 @@ func newAccountCache(ctx context.Context, d *db) (*accountCache, error) {
 		return nil, err
 	}
 	c := &accountCache{conn: conn, stmt: stmt, max: maxCachedAccounts, entries: map[string]accountEntry{}}
+	if d.file != nil {
+		c.wal, _ = openWALIndex(d.filePath) // nil: the query will do
+	}
 	c.changes = newFreshRead(func(ctx context.Context) (v int64, err error) {
 		err = c.stmt.QueryRowContext(ctx).Scan(&v)
 		return v, err
@@ -182,9 +188,21 @@ func newAccountCache(ctx context.Context, d *db) (*accountCache, error) {
 
 func (c *accountCache) close() {
 	if c != nil {
+		c.wal.close()
 		c.stmt.Close()
 		c.conn.Close()
 	}
+}
+
+// seen reads the change counter now: from the WAL-index header when it
+// can, else with a query that began after the call.
+func (c *accountCache) seen(ctx context.Context) (int64, error) {
+	if c.wal != nil {
+		if v, ok := c.wal.changes(); ok {
+			return v, nil
+		}
+	}
+	return c.changes.get(ctx)
 }
 
 // Account returns the account with that UUID as it stands now, or
@@ -194,7 +212,7 @@ func (s *Store) Account(ctx context.Context, uuid string) (account, error) {
 	if c == nil {
 		return s.readAccount(ctx, uuid)
 	}
-	seen, err := c.changes.get(ctx)
+	seen, err := c.seen(ctx)
 	if err != nil {
 		return s.readAccount(ctx, uuid)
 	}
