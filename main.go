@@ -58,23 +58,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
-	// The admin listeners: metrics, and profiles on the same address or
-	// their own. Neither is reachable through the API's listener, and
-	// their requests are not counted.
-	if cfg.MetricsAddr != "" {
-		stopAdmin, err := serveAdmin(cfg.MetricsAddr, a.metrics, cfg.PprofAddr == cfg.MetricsAddr, logger)
-		if err != nil {
-			return err
-		}
-		defer stopAdmin()
+	stopAdmin, err := startAdmin(cfg, a.metrics, logger)
+	if err != nil {
+		return err
 	}
-	if cfg.PprofAddr != "" && cfg.PprofAddr != cfg.MetricsAddr {
-		stopPprof, err := serveAdmin(cfg.PprofAddr, nil, true, logger)
-		if err != nil {
-			return err
-		}
-		defer stopPprof()
-	}
+	defer stopAdmin()
 	// Listen first so that a busy port fails the start at once.
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
@@ -86,6 +74,34 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		time.Sleep(cfg.DrainDelay)
 	}
 	return serve(ctx, srv, ln, cfg.ShutdownTimeout, drain, logger)
+}
+
+// startAdmin starts the admin listeners: metrics, and profiles on the same
+// address or their own. Neither is reachable through the API's listener,
+// and their requests are not counted.
+func startAdmin(cfg config, m *metrics, logger *slog.Logger) (stop func(), err error) {
+	var stops []func()
+	stop = func() {
+		for _, s := range stops {
+			s()
+		}
+	}
+	if cfg.MetricsAddr != "" {
+		s, err := serveAdmin(cfg.MetricsAddr, m, cfg.PprofAddr == cfg.MetricsAddr, logger)
+		if err != nil {
+			return stop, err
+		}
+		stops = append(stops, s)
+	}
+	if cfg.PprofAddr != "" && cfg.PprofAddr != cfg.MetricsAddr {
+		s, err := serveAdmin(cfg.PprofAddr, nil, true, logger)
+		if err != nil {
+			stop()
+			return func() {}, err
+		}
+		stops = append(stops, s)
+	}
+	return stop, nil
 }
 
 // serve serves on ln until ctx ends, then shuts down: drain (readiness
