@@ -188,21 +188,22 @@ func newAccountCache(ctx context.Context, d *db) (*accountCache, error) {
 
 func (c *accountCache) close() {
 	if c != nil {
-		c.wal.close()
 		c.stmt.Close()
 		c.conn.Close()
 	}
 }
 
 // seen reads the change counter now: from the WAL-index header when it
-// can, else with a query that began after the call.
+// is mapped, else with a query that began after the call. The two count
+// differently, and a cache uses one of them all its life.
 func (c *accountCache) seen(ctx context.Context) (int64, error) {
-	if c.wal != nil {
-		if v, ok := c.wal.changes(); ok {
-			return v, nil
-		}
+	if c.wal == nil {
+		return c.changes.get(ctx)
 	}
-	return c.changes.get(ctx)
+	if v, ok := c.wal.changes(); ok {
+		return v, nil
+	}
+	return 0, errors.New("the WAL-index header is being written")
 }
 
 // Account returns the account with that UUID as it stands now, or

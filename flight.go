@@ -91,14 +91,3 @@ func (g *flightGroup[K, V]) run(ctx context.Context, key K, f *flight[V], fn fun
 	f.v, f.err = v, err
 	close(f.done)
 }
-
-// waiting returns how many callers wait on the call for key; 0 when none
-// runs.
-func (g *flightGroup[K, V]) waiting(key K) int {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if f, ok := g.calls[key]; ok {
-		return f.waiters
-	}
-	return 0
-}

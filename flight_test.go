@@ -91,3 +91,14 @@ func errString(err error) string {
 	}
 	return err.Error()
 }
+
+// waiting returns how many callers wait on the call for key; 0 when none
+// runs.
+func (g *flightGroup[K, V]) waiting(key K) int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if f, ok := g.calls[key]; ok {
+		return f.waiters
+	}
+	return 0
+}

@@ -113,8 +113,21 @@ func (g *groupCommit) commit(batch []*writeRequest) {
 		return
 	}
 	if err := g.together(live); err != nil {
-		// The batch failed as a whole: each write again, on its own.
+		if isUnavailable(err) {
+			// The database cannot take a write now (another process holds
+			// the lock, say): each alone would wait as long again.
+			for _, req := range live {
+				req.result <- err
+			}
+			return
+		}
+		// The batch failed as a whole: each write again, on its own,
+		// unless its caller has gone meanwhile.
 		for _, req := range live {
+			if err := req.ctx.Err(); err != nil {
+				req.result <- err
+				continue
+			}
 			req.result <- g.alone(req)
 		}
 		return

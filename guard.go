@@ -134,24 +134,30 @@ func (l *addressLimiter) allow(addr string) (ok bool, retryAfter time.Duration) 
 	return true, 0
 }
 
-// sweep drops the buckets idle for a minute, or all of them when none is.
+// sweep drops the buckets idle for a minute; when that frees less than a
+// tenth of them, it drops them all, so that a flood of addresses costs a
+// sweep per tenth of the bound, not one per new address.
 func (l *addressLimiter) sweep(now time.Time) {
 	for addr, b := range l.buckets {
 		if now.Sub(b.seen) >= time.Minute {
 			delete(l.buckets, addr)
 		}
 	}
-	if len(l.buckets) >= l.maxAddresses {
+	if len(l.buckets) > l.maxAddresses-l.maxAddresses/10 {
 		clear(l.buckets)
 	}
 }
 
 // clientAddress is the address a rate limit applies to: the connection's
-// peer. X-Forwarded-For is not trusted, since any client can send it.
+// peer, an IPv6 one by its /64 (what one host is usually given).
+// X-Forwarded-For is not trusted, since any client can send it.
 func clientAddress(r *http.Request) string {
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
-		return r.RemoteAddr
+		host = r.RemoteAddr
+	}
+	if ip := net.ParseIP(host); ip != nil && ip.To4() == nil {
+		return ip.Mask(net.CIDRMask(64, 128)).String() + "/64"
 	}
 	return host
 }

@@ -395,6 +395,9 @@ func TestInvalidUTF8IsRefused(t *testing.T) {
 	for _, body := range []string{
 		"{\"username\":\"inv\",\"password\":\"pass\xff\xfeword\"}",
 		`{"username":"inv","password":"pass\ud800word"}`,
+		`{"username":"inv","password":"pass\udc00word"}`,
+		`{"username":"inv","password":"\\ufffd\ud800 word"}`,
+		`{"username":"inv","password":"pass word\ud83d"}`,
 	} {
 		res := app.do("POST", "/register/", "", body).mustStatus(t, http.StatusBadRequest)
 		var e errorBody
@@ -407,4 +410,5 @@ func TestInvalidUTF8IsRefused(t *testing.T) {
 	app.do("POST", "/register/", "", `{"username":"ok1","password":"pass\ufffdword"}`).mustStatus(t, http.StatusCreated)
 	app.do("POST", "/register/", "", "{\"username\":\"ok2\",\"password\":\"pass\xef\xbf\xbdword\"}").mustStatus(t, http.StatusCreated)
 	app.do("POST", "/register/", "", `{"username":"ok3","password":"pass\ud83d\ude00word"}`).mustStatus(t, http.StatusCreated)
+	app.do("POST", "/register/", "", `{"username":"ok4","password":"pass\uFffd\\u1234"}`).mustStatus(t, http.StatusCreated)
 }

@@ -18,8 +18,8 @@ import (
 // own rather than the global default, so that what /metrics shows is
 // exactly what is registered here and tests can build as many as they like.
 //
-// Every method is safe on a nil *metrics and then does nothing: code paths
-// and tests without metrics need no checks.
+// It is never nil in the service: a counter or catalogue built on its own
+// gets noMetrics, which nobody reads.
 type metrics struct {
 	reg *prometheus.Registry
 
@@ -42,9 +42,6 @@ type metrics struct {
 	// and all appear within minutes, so the copies stop early.
 	series   atomic.Pointer[map[requestKey]requestSeries]
 	seriesMu sync.Mutex
-
-	dbsMu sync.Mutex
-	dbs   map[*sql.DB]string // pools registered, by their name
 }
 
 // requestKey is what one request's metrics are labelled by, before the
@@ -115,7 +112,6 @@ func newMetrics() *metrics {
 			Name: "rate_limited_requests_total",
 			Help: "Requests refused with 429 by a rate limit, by limit.",
 		}, []string{"limit"}),
-		dbs: map[*sql.DB]string{},
 	}
 	attempts := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "catalogue_attempts_total",
@@ -139,13 +135,10 @@ func newMetrics() *metrics {
 	return m
 }
 
-// observe records one answered request: for a middleware of the lead's own
-// that already has the status and duration (an access log, say), so that
-// the response is wrapped only once.
+// observe records one answered request, from the access-log middleware
+// (logRequests), which already has its status and duration, so that the
+// response is wrapped only once.
 func (m *metrics) observe(method, pattern string, code int, d time.Duration) {
-	if m == nil {
-		return
-	}
 	s := m.seriesFor(requestKey{method: methodLabel(method), pattern: pattern, code: code})
 	s.count.Inc()
 	s.duration.Observe(d.Seconds())
@@ -244,15 +237,7 @@ func (m *metrics) registerCounter(count func() int64) {
 
 // registerDB exposes the connection pool statistics of db (open, in use,
 // idle, waits and the time waited, connections closed by limits) as the
-// go_sql_* metrics labelled db_name=name. A pool registered once already,
-// as when PostgreSQL's reads and writes share one, is not added again:
-// its numbers would count twice in any sum.
+// go_sql_* metrics labelled db_name=name. Register each pool once.
 func (m *metrics) registerDB(name string, db *sql.DB) {
-	m.dbsMu.Lock()
-	defer m.dbsMu.Unlock()
-	if _, ok := m.dbs[db]; ok {
-		return
-	}
-	m.dbs[db] = name
 	m.reg.MustRegister(collectors.NewDBStatsCollector(db, name))
 }

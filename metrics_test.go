@@ -262,7 +262,6 @@ func TestMetricsOperationalSeries(t *testing.T) {
 		t.Fatal(err)
 	}
 	m.registerDB("read", db)
-	m.registerDB("write", db) // the same pool again: not counted twice
 	var count int64 = 41
 	m.registerCounter(func() int64 { return count })
 	count++

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"path"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -185,7 +186,8 @@ func (s *server) protected(h userHandlerFunc) http.Handler {
 
 // member adapts a handler that needs a valid bearer token of an account
 // that exists, but reads nothing of the account: whether it exists may be
-// as read up to accountRecheck ago (Store.AccountExists).
+// as read up to accountRecheck ago on PostgreSQL (Store.AccountExists);
+// SQLite answers it exactly from its account cache.
 func (s *server) member(h handlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		err := s.exists(r)
@@ -204,7 +206,11 @@ func (s *server) exists(r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	err = s.store.AccountExists(r.Context(), uuid)
+	if s.store.accounts != nil {
+		_, err = s.store.Account(r.Context(), uuid) // exact, and as cheap
+	} else {
+		err = s.store.AccountExists(r.Context(), uuid)
+	}
 	if errors.Is(err, errNotFound) {
 		return errUnauthorized
 	}
@@ -421,27 +427,57 @@ func (o jsonObject) str(p fieldProblems, path, name string) *string {
 		p[path] = "must be a string"
 		return nil
 	}
-	if !validText(raw, s) {
+	if !validText(raw) {
 		p[path] = "must be valid UTF-8"
 		return nil
 	}
 	return &s
 }
 
-// validText reports whether the JSON string raw, decoded as s, was valid
-// UTF-8 with no lone surrogate escape (\ud800): encoding/json would
-// replace either with U+FFFD, so that two different passwords, say, would
-// become the same one.
-func validText(raw json.RawMessage, s string) bool {
+// validText reports whether the JSON string raw is valid UTF-8 with no
+// lone surrogate escape ("\ud800" unpaired): encoding/json would replace
+// either with U+FFFD, so that two different passwords, say, would become
+// the same one.
+func validText(raw json.RawMessage) bool {
 	if !utf8.Valid(raw) {
 		return false
 	}
-	if !strings.ContainsRune(s, utf8.RuneError) {
-		return true
+	for i := 0; i < len(raw)-1; i++ {
+		if raw[i] != '\\' {
+			continue
+		}
+		i++ // the escaped character: \\ and \" are skipped whole
+		if raw[i] != 'u' {
+			continue
+		}
+		r, ok := hex4(raw[i+1:])
+		i += 4
+		switch {
+		case !ok:
+			return false
+		case 0xDC00 <= r && r <= 0xDFFF: // a low surrogate alone
+			return false
+		case 0xD800 <= r && r <= 0xDBFF: // a high one: a low one must follow
+			if len(raw) <= i+2 || raw[i+1] != '\\' || raw[i+2] != 'u' {
+				return false
+			}
+			low, ok := hex4(raw[i+3:])
+			if !ok || low < 0xDC00 || low > 0xDFFF {
+				return false
+			}
+			i += 6
+		}
 	}
-	// U+FFFD may be sent as itself or escaped; any other is a replacement.
-	sent := bytes.Count(raw, []byte(`\ufffd`)) + bytes.Count(raw, []byte(`\uFFFD`)) + bytes.Count(raw, []byte(string(utf8.RuneError)))
-	return strings.Count(s, string(utf8.RuneError)) <= sent
+	return true
+}
+
+// hex4 reads the four hex digits at the start of b.
+func hex4(b []byte) (rune, bool) {
+	if len(b) < 4 {
+		return 0, false
+	}
+	n, err := strconv.ParseUint(string(b[:4]), 16, 16)
+	return rune(n), err == nil
 }
 
 // list reads member name of o as a list. Absent or null is nil, false.

@@ -108,14 +108,6 @@ func (s *stalePages) get(page int, now time.Time, maxAge time.Duration) (p catal
 	return e.p, age, true
 }
 
-// stats reports how many pages are remembered and their estimated size,
-// for metrics.
-func (s *stalePages) stats() (pages int, bytes int64) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.order.Len(), s.bytes
-}
-
 // removeLocked forgets the entry of el.
 func (s *stalePages) removeLocked(el *list.Element) {
 	e := s.order.Remove(el).(*staleEntry)
@@ -126,9 +118,10 @@ func (s *stalePages) removeLocked(el *list.Element) {
 // cloneCataloguePage returns a copy of p that shares no memory a caller
 // could change (strings are immutable), with its movies under Results.
 func cloneCataloguePage(p cataloguePage) cataloguePage {
-	movies := make([]*movie, 0, len(p.movies()))
-	for _, m := range p.movies() {
-		movies = append(movies, &m)
+	ms := p.movies()
+	movies := make([]*movie, len(ms))
+	for i := range ms {
+		movies[i] = &ms[i]
 	}
 	var count *int64
 	if p.Count != nil {

@@ -266,3 +266,11 @@ func moviePtrs(movies []movie) *[]*movie {
 	}
 	return &ptrs
 }
+
+// stats reports how many pages are remembered and their estimated size,
+// for these tests.
+func (s *stalePages) stats() (pages int, bytes int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.order.Len(), s.bytes
+}

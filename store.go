@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
 	"time"
 )
 
@@ -27,6 +28,11 @@ type Store struct {
 	db       *db
 	accounts *accountCache // nil: every request reads its account
 	existing existingAccounts
+	// writable is when Ready last found that a write can begin.
+	writable struct {
+		mu sync.Mutex
+		at time.Time
+	}
 }
 
 // openStore opens the database that dsn names, brings its schema up to
@@ -55,7 +61,9 @@ func (s *Store) Close() error {
 
 // Ready reports whether the database can serve reads and writes now: it
 // answers a query, its file (SQLite) is still at its path, and a write
-// transaction can begin, which it then rolls back.
+// transaction can begin. That last check takes the write lock, so once it
+// succeeds it is not made again for readyEvery: readiness probes, which
+// anyone may send, cannot make writes queue behind them.
 func (s *Store) Ready(ctx context.Context) error {
 	var one int
 	if err := s.db.read.QueryRowContext(ctx, "SELECT 1").Scan(&one); err != nil {
@@ -64,12 +72,22 @@ func (s *Store) Ready(ctx context.Context) error {
 	if err := s.db.checkFile(); err != nil {
 		return err
 	}
+	s.writable.mu.Lock()
+	defer s.writable.mu.Unlock()
+	if time.Since(s.writable.at) < readyEvery {
+		return nil
+	}
 	tx, err := s.db.write.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("begin a write: %w", err)
 	}
-	return tx.Rollback()
+	tx.Rollback()
+	s.writable.at = time.Now()
+	return nil
 }
+
+// readyEvery is how often Ready checks that a write can begin.
+const readyEvery = time.Second
 
 // Setting returns the stored value of key. When there is none it stores
 // fallback first, unless another process stored a value before, which

@@ -15,9 +15,14 @@ import (
 // readers do the same (https://www.sqlite.org/walformat.html, "the
 // WAL-index header"). Reading it costs a few loads instead of a statement,
 // which is what lets every request check its account's freshness cheaply.
+//
+// The mapping stays meaningful while a connection of this process keeps
+// the database open (SQLite removes the -shm file when its last
+// connection closes): the store's pools keep theirs for its whole life.
+// It is never unmapped: a handler still running when the store closes at
+// a forced shutdown must not read unmapped memory, and it is one page.
 type walIndex struct {
-	mem   []byte
-	unmap func()
+	mem []byte
 }
 
 const (
@@ -36,13 +41,7 @@ func openWALIndex(path string) (*walIndex, error) {
 		unmap()
 		return nil, errors.New("WAL-index too small or misaligned")
 	}
-	return &walIndex{mem: mem, unmap: unmap}, nil
-}
-
-func (w *walIndex) close() {
-	if w != nil {
-		w.unmap()
-	}
+	return &walIndex{mem: mem}, nil
 }
 
 // word loads the 32-bit word at byte offset off of the header.
@@ -52,9 +51,19 @@ func (w *walIndex) word(off int) uint32 {
 
 // changes returns a number that differs whenever a transaction has
 // committed to the database since it was last read, by any connection of
-// any process; ok is false while a writer is updating the header (the
-// caller then asks the database).
+// any process; ok is false when the header could not be read whole, a
+// writer updating it each of a few tries.
 func (w *walIndex) changes() (v int64, ok bool) {
+	for range 3 {
+		if v, ok = w.read(); ok {
+			return v, true
+		}
+	}
+	return 0, false
+}
+
+// read reads the header once, as SQLite's readers do.
+func (w *walIndex) read() (v int64, ok bool) {
 	var first, second [walHeaderBytes / 4]uint32
 	for i := range first {
 		first[i] = w.word(4 * i)
