@@ -155,6 +155,8 @@ type accountCache struct {
 type accountEntry struct {
 	acct account
 	seen int64 // the change counter read before acct was
+	// epoch and seq: ownCommits' stamp, read before acct was
+	epoch, seq int64
 }
 
 // maxCachedAccounts bounds the cache (about 100 bytes an entry).
@@ -175,10 +177,7 @@ func newAccountCache(ctx context.Context, d *db) (*accountCache, error) {
 		conn.Close()
 		return nil, err
 	}
-	c := &accountCache{conn: conn, stmt: stmt, max: maxCachedAccounts, entries: map[string]accountEntry{}}
-	if d.file != nil {
-		c.wal, _ = openWALIndex(d.filePath) // nil: the query will do
-	}
+	c := &accountCache{conn: conn, stmt: stmt, max: maxCachedAccounts, entries: map[string]accountEntry{}, wal: d.wal}
 	c.changes = newFreshRead(func(ctx context.Context) (v int64, err error) {
 		err = c.stmt.QueryRowContext(ctx).Scan(&v)
 		return v, err
@@ -217,10 +216,12 @@ func (s *Store) Account(ctx context.Context, uuid string) (account, error) {
 	if err != nil {
 		return s.readAccount(ctx, uuid)
 	}
+	own := s.db.own
+	epoch, seq := own.stamp()
 	c.mu.RLock()
 	e, ok := c.entries[uuid]
 	c.mu.RUnlock()
-	if ok && e.seen == seen {
+	if ok && (e.seen == seen || own.valid(e.acct.id, e.epoch, e.seq, seen)) {
 		return e.acct, nil
 	}
 	a, err := s.readAccount(ctx, uuid)
@@ -231,7 +232,7 @@ func (s *Store) Account(ctx context.Context, uuid string) (account, error) {
 	if len(c.entries) >= c.max {
 		clear(c.entries)
 	}
-	c.entries[uuid] = accountEntry{acct: a, seen: seen}
+	c.entries[uuid] = accountEntry{acct: a, seen: seen, epoch: epoch, seq: seq}
 	c.mu.Unlock()
 	return a, nil
 }

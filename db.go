@@ -153,6 +153,10 @@ type db struct {
 	// writer runs every write, folding concurrent ones into one
 	// transaction; nil where each write has a transaction of its own.
 	writer *groupCommit
+	// wal reads SQLite's change counter; own tracks this process's
+	// commits. Both nil where the WAL-index cannot be mapped.
+	wal *walIndex
+	own *ownCommits
 	// readStmts holds read queries prepared on the read pool, by text,
 	// so that hot queries are parsed once per connection, not per call.
 	readStmts sync.Map // string -> *sql.Stmt
@@ -191,6 +195,11 @@ func openDB(ctx context.Context, dsn string, pool poolConfig) (*db, error) {
 			}
 			d.rowStmts[rowsKey{q, n}] = st
 		}
+	}
+	if d.file != nil {
+		if d.wal, err = openWALIndex(d.filePath); err == nil {
+			d.own = newOwnCommits(d.wal)
+		} // else nil: the change counter is read with a query
 	}
 	if d.dialect.groupCommit {
 		d.writer = newGroupCommit(d, maxWriteBatch)
@@ -351,6 +360,16 @@ type writeTx struct {
 	tx  *sql.Tx
 	db  *db // for its prepared statements only
 	ctx context.Context
+	// touched lists the users whose rows the transaction changes, for
+	// ownCommits; shared by the writes of one batch.
+	touched *[]int64
+}
+
+// touch records that the transaction changes user id's row.
+func (t *writeTx) touch(id int64) {
+	if t.touched != nil {
+		*t.touched = append(*t.touched, id)
+	}
 }
 
 // stmt returns q bound to this transaction.

@@ -152,10 +152,16 @@ func runAlone(ctx context.Context, d *db, fn func(*writeTx) error) error {
 		return err
 	}
 	defer tx.Rollback()
-	if err := fn(&writeTx{tx: tx, db: d, ctx: ctx}); err != nil {
+	key, keyOK := d.own.before()
+	var touched []int64
+	if err := fn(&writeTx{tx: tx, db: d, ctx: ctx, touched: &touched}); err != nil {
 		return err
 	}
-	return tx.Commit()
+	if err := tx.Commit(); err != nil {
+		return err
+	}
+	d.own.committed(key, keyOK, touched)
+	return nil
 }
 
 // together runs the writes of a batch in one transaction, each behind a
@@ -169,11 +175,13 @@ func (g *groupCommit) together(batch []*writeRequest) error {
 		return err
 	}
 	defer tx.Rollback()
+	key, keyOK := g.db.own.before()
+	var touched []int64
 	for _, req := range batch {
 		if _, err := tx.ExecContext(ctx, "SAVEPOINT w"); err != nil {
 			return fmt.Errorf("savepoint: %w", err)
 		}
-		req.err = req.fn(&writeTx{tx: tx, db: g.db, ctx: ctx})
+		req.err = req.fn(&writeTx{tx: tx, db: g.db, ctx: ctx, touched: &touched})
 		if req.err != nil {
 			if _, err := tx.ExecContext(ctx, "ROLLBACK TO SAVEPOINT w"); err != nil {
 				return errors.Join(req.err, fmt.Errorf("roll back to savepoint: %w", err))
@@ -183,5 +191,9 @@ func (g *groupCommit) together(batch []*writeRequest) error {
 			return fmt.Errorf("release savepoint: %w", err)
 		}
 	}
-	return tx.Commit()
+	if err := tx.Commit(); err != nil {
+		return err
+	}
+	g.db.own.committed(key, keyOK, touched)
+	return nil
 }

@@ -161,6 +161,7 @@ func (s *Store) ForgetRequestShare(ctx context.Context, process string) error {
 func (s *Store) CreateCollection(ctx context.Context, userID int64, c collection) error {
 	err := s.db.withTx(ctx, func(tx *writeTx) error {
 		var n int
+		tx.touch(userID)
 		err := tx.queryRow(qCountCollection, userID, maxCollections).Scan(&n)
 		if errors.Is(err, sql.ErrNoRows) {
 			return whyNoCount(tx, userID)
@@ -329,6 +330,7 @@ func scanCollection(ctx context.Context, st *sql.Stmt, userID int64, id string) 
 // bumpUser moves the user's version on, so that cached reads of the user
 // go stale, and adds delta to their collection count.
 func bumpUser(tx *writeTx, userID int64, delta int) error {
+	tx.touch(userID)
 	var n int
 	return tx.queryRow(qBumpUser, userID, delta).Scan(&n)
 }

@@ -2,6 +2,9 @@ package main
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
 	"path/filepath"
 	"testing"
 )
@@ -54,6 +57,72 @@ func TestWALIndexSeesEveryCommit(t *testing.T) {
 		}
 		if after := read(); after == before {
 			t.Fatalf("commit %d: the counter still reads %d", i, after)
+		}
+	}
+}
+
+// TestAccountCacheExactAcrossCommits: whatever commits, through this
+// process or another, touching the user or not, a cached account always
+// reads as the database holds it.
+func TestAccountCacheExactAcrossCommits(t *testing.T) {
+	ctx := context.Background()
+	dsn := filepath.Join(t.TempDir(), "test.db")
+	a, err := openStore(ctx, dsn, poolConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	b, err := openStore(ctx, dsn, poolConfig{}) // another process, as far as a can tell
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	if a.db.own == nil {
+		t.Skip("the WAL-index cannot be mapped on this system")
+	}
+	var ids []string
+	for i := range 3 {
+		id, err := a.CreateUser(ctx, fmt.Sprintf("user%d", i), "hash")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, id)
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	for i := range 600 {
+		writer := []*Store{a, b}[rng.IntN(2)]
+		who := ids[rng.IntN(len(ids))]
+		acct, err := writer.readAccount(ctx, who)
+		if err != nil {
+			t.Fatal(err)
+		}
+		switch rng.IntN(3) {
+		case 0: // a write touching the user
+			err = writer.db.withTx(ctx, func(tx *writeTx) error { return bumpUser(tx, acct.id, 0) })
+		case 1: // a write touching no user
+			_, err = writer.SyncRequests(ctx, "test", int64(i+1))
+		case 2: // a write that fails and leaves nothing
+			writer.db.withTx(ctx, func(tx *writeTx) error {
+				bumpUser(tx, acct.id, 0)
+				return errors.New("undone")
+			})
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Not every step: an entry must also stay right across several
+		// commits it did not see.
+		if rng.IntN(3) != 0 {
+			continue
+		}
+		for _, s := range []*Store{a, b} {
+			for _, id := range ids {
+				got, err := s.Account(ctx, id)
+				want, _ := s.readAccount(ctx, id)
+				if err != nil || got != want {
+					t.Fatalf("step %d: cached account %+v (err %v), the database holds %+v", i, got, err, want)
+				}
+			}
 		}
 	}
 }
