@@ -5,15 +5,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"path"
-	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
-	"unicode/utf8"
 )
 
 // maxBodyBytes caps every request body.
@@ -357,151 +354,3 @@ func writeJSON(w http.ResponseWriter, status int, body []byte) error {
 }
 
 var newline = []byte{'\n'}
-
-// jsonObject is a request body's members by their exact names. Member
-// names are matched exactly: "USERNAME" is an unknown member, ignored, not
-// another spelling of "username".
-type jsonObject map[string]json.RawMessage
-
-// decode reads the request body, which must be one JSON object. An empty,
-// malformed, oversized or trailing-garbage body is an apiError the client
-// can act on.
-func decode(w http.ResponseWriter, r *http.Request) (jsonObject, error) {
-	if r.ContentLength > maxBodyBytes {
-		return nil, errTooLarge
-	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBodyBytes))
-	var tooLarge *http.MaxBytesError
-	if errors.As(err, &tooLarge) {
-		return nil, errTooLarge
-	}
-	if err != nil {
-		return nil, newError(codeInvalid, "the request body could not be read")
-	}
-	return parseObject(body)
-}
-
-// parseObject parses body as one JSON object, with nothing after it but
-// white space.
-func parseObject(body []byte) (jsonObject, error) {
-	// Only an object will do: not an array, a string, or null.
-	if trimmed := bytes.TrimLeft(body, " \t\r\n"); len(trimmed) == 0 || trimmed[0] != '{' {
-		if len(trimmed) > 0 && !json.Valid(body) {
-			return nil, errBadJSON
-		}
-		return nil, newError(codeInvalid, "the request body must be a JSON object")
-	}
-	var o jsonObject
-	if err := json.Unmarshal(body, &o); err != nil {
-		return nil, errBadJSON
-	}
-	return o, nil
-}
-
-var (
-	errTooLarge = newError(codeTooLarge, fmt.Sprintf("the request body must not exceed %d bytes", maxBodyBytes))
-	errBadJSON  = newError(codeInvalid, "the request body is not valid JSON")
-)
-
-// fieldProblems collects what is wrong with a request body, by field path
-// such as "movies[1].uuid", so that every problem is reported at once.
-type fieldProblems map[string]string
-
-// err is the 400 for the problems, or nil when there are none.
-func (p fieldProblems) err() error {
-	if len(p) == 0 {
-		return nil
-	}
-	return invalidFields(p)
-}
-
-// str reads member name of o as a string. Absent or null is nil; any
-// other type is a problem at path.
-func (o jsonObject) str(p fieldProblems, path, name string) *string {
-	raw, ok := o[name]
-	if !ok || isNull(raw) {
-		return nil
-	}
-	var s string
-	if raw[0] != '"' || json.Unmarshal(raw, &s) != nil {
-		p[path] = "must be a string"
-		return nil
-	}
-	if !validText(raw) {
-		p[path] = "must be valid UTF-8"
-		return nil
-	}
-	return &s
-}
-
-// validText reports whether the JSON string raw is valid UTF-8 with no
-// lone surrogate escape ("\ud800" unpaired): encoding/json would replace
-// either with U+FFFD, so that two different passwords, say, would become
-// the same one.
-func validText(raw json.RawMessage) bool {
-	if !utf8.Valid(raw) {
-		return false
-	}
-	for i := 0; i < len(raw)-1; i++ {
-		if raw[i] != '\\' {
-			continue
-		}
-		i++ // the escaped character: \\ and \" are skipped whole
-		if raw[i] != 'u' {
-			continue
-		}
-		r, ok := hex4(raw[i+1:])
-		i += 4
-		switch {
-		case !ok:
-			return false
-		case 0xDC00 <= r && r <= 0xDFFF: // a low surrogate alone
-			return false
-		case 0xD800 <= r && r <= 0xDBFF: // a high one: a low one must follow
-			if len(raw) <= i+2 || raw[i+1] != '\\' || raw[i+2] != 'u' {
-				return false
-			}
-			low, ok := hex4(raw[i+3:])
-			if !ok || low < 0xDC00 || low > 0xDFFF {
-				return false
-			}
-			i += 6
-		}
-	}
-	return true
-}
-
-// hex4 reads the four hex digits at the start of b.
-func hex4(b []byte) (rune, bool) {
-	if len(b) < 4 {
-		return 0, false
-	}
-	n, err := strconv.ParseUint(string(b[:4]), 16, 16)
-	return rune(n), err == nil
-}
-
-// list reads member name of o as a list. Absent or null is nil, false.
-func (o jsonObject) list(p fieldProblems, path, name string) ([]json.RawMessage, bool) {
-	raw, ok := o[name]
-	if !ok || isNull(raw) {
-		return nil, false
-	}
-	var l []json.RawMessage
-	if raw[0] != '[' || json.Unmarshal(raw, &l) != nil {
-		p[path] = "must be a list"
-		return nil, false
-	}
-	return l, true
-}
-
-// object reads raw as an object, or records a problem at path.
-func object(p fieldProblems, path string, raw json.RawMessage) (jsonObject, bool) {
-	var o jsonObject
-	if len(raw) == 0 || raw[0] != '{' || json.Unmarshal(raw, &o) != nil {
-		p[path] = "must be an object"
-		return nil, false
-	}
-	return o, true
-}
-
-func isNull(raw json.RawMessage) bool { return string(raw) == "null" }
