@@ -241,19 +241,26 @@ func (f *flakyStore) SyncRequests(ctx context.Context, process string, total int
 	return n, err
 }
 
+// flakyCounter starts a counter persisting through a flakyStore on a fresh
+// database of be, and returns the count persisted at its start.
+func flakyCounter(t *testing.T, be backend) (*testApp, *flakyStore, *counter, int64) {
+	t.Helper()
+	app := newTestApp(t, be.fresh(t))
+	flaky := &flakyStore{Store: app.store}
+	ctr := newCounter(flaky, time.Hour, testLogger())
+	if err := ctr.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return app, flaky, ctr, persistedCount(t, app.store)
+}
+
 func TestCounterLostCommitCountsOnce(t *testing.T) {
 	forEachBackend(t, testCounterLostCommitCountsOnce)
 }
 
 func testCounterLostCommitCountsOnce(t *testing.T, be backend) {
-	app := newTestApp(t, be.fresh(t))
-	flaky := &flakyStore{Store: app.store}
-	ctr := newCounter(flaky, time.Hour, testLogger())
+	app, flaky, ctr, start := flakyCounter(t, be)
 	ctx := context.Background()
-	if err := ctr.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	start := persistedCount(t, app.store)
 	for range 7 {
 		ctr.countRequest(ctx)
 	}
@@ -278,14 +285,8 @@ func TestCounterFailedFlushLosesNothing(t *testing.T) {
 }
 
 func testCounterFailedFlushLosesNothing(t *testing.T, be backend) {
-	app := newTestApp(t, be.fresh(t))
-	flaky := &flakyStore{Store: app.store}
-	ctr := newCounter(flaky, time.Hour, testLogger())
+	app, flaky, ctr, start := flakyCounter(t, be)
 	ctx := context.Background()
-	if err := ctr.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	start := persistedCount(t, app.store)
 	hit := func(n int) {
 		for range n {
 			ctr.countRequest(ctx)

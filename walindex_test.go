@@ -14,17 +14,7 @@ import (
 // stands still while nothing commits.
 func TestWALIndexSeesEveryCommit(t *testing.T) {
 	ctx := context.Background()
-	dsn := filepath.Join(t.TempDir(), "test.db")
-	s, err := openStore(ctx, dsn, poolConfig{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	other, err := openStore(ctx, dsn, poolConfig{}) // another process, as far as s can tell
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer other.Close()
+	s, other := twoStores(t)
 	w := s.accounts.wal
 	if w == nil {
 		t.Skip("the WAL-index cannot be mapped on this system")
@@ -66,17 +56,7 @@ func TestWALIndexSeesEveryCommit(t *testing.T) {
 // reads as the database holds it.
 func TestAccountCacheExactAcrossCommits(t *testing.T) {
 	ctx := context.Background()
-	dsn := filepath.Join(t.TempDir(), "test.db")
-	a, err := openStore(ctx, dsn, poolConfig{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.Close()
-	b, err := openStore(ctx, dsn, poolConfig{}) // another process, as far as a can tell
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
+	a, b := twoStores(t)
 	if a.db.own == nil {
 		t.Skip("the WAL-index cannot be mapped on this system")
 	}
@@ -125,4 +105,21 @@ func TestAccountCacheExactAcrossCommits(t *testing.T) {
 			}
 		}
 	}
+}
+
+// twoStores opens one fresh SQLite file twice: two processes, as far as
+// either can tell.
+func twoStores(t *testing.T) (*Store, *Store) {
+	t.Helper()
+	dsn := filepath.Join(t.TempDir(), "test.db")
+	var stores [2]*Store
+	for i := range stores {
+		s, err := openStore(context.Background(), dsn, poolConfig{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		stores[i] = s
+	}
+	return stores[0], stores[1]
 }
