@@ -334,10 +334,10 @@ func testCollectionDelete(t *testing.T, be backend) {
 	}
 	app.do("GET", "/collection/"+id+"/", u.token, nil).mustStatus(t, 404)
 	app.do("DELETE", "/collection/"+id+"/", u.token, nil).mustStatus(t, 404)
-	var movies int
-	app.store.db.read.QueryRow(`SELECT count(*) FROM collection_movies`).Scan(&movies)
-	if movies != 1 {
-		t.Fatalf("movie entries left: got %d, want 1 (the other collection's)", movies)
+	var rows int
+	app.store.db.read.QueryRow(`SELECT count(*) FROM collections`).Scan(&rows)
+	if rows != 1 {
+		t.Fatalf("collections left: got %d, want 1 (the other one)", rows)
 	}
 	if got := app.listCollections(u); len(got.Collections) != 1 || got.Collections[0].UUID != keep || got.FavouriteGenres != "Drama" {
 		t.Fatalf("after delete: %+v", got)

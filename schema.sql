@@ -94,3 +94,27 @@ CREATE TABLE counter_shares (
 -- The favourite genres are the top three of this index: reading them
 -- never scans all of a user's genres.
 CREATE INDEX user_genres_top ON user_genres (user_id, n DESC, genre);
+
+-- migration 4: a collection's movies in its own row; genre counts by key
+-- A collection's movies are one JSON list in its row, in the order the
+-- user gave them: a write stores one row however many movies it holds.
+ALTER TABLE collections ADD COLUMN movies TEXT NOT NULL DEFAULT '[]';
+UPDATE collections SET movies = (
+    SELECT json_group_array(json_object('title', m.title, 'description', m.description,
+        'genres', m.genres, 'uuid', m.movie_uuid) ORDER BY m.position)
+    FROM collection_movies m WHERE m.collection_id = collections.id)
+WHERE id IN (SELECT collection_id FROM collection_movies);
+DROP TABLE collection_movies;
+
+-- The genre counts keyed by (user_id, genre) itself, with no row number
+-- beside it: a count written is one b-tree entry fewer.
+CREATE TABLE user_genres_by_key (
+    user_id INTEGER NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    genre   TEXT    NOT NULL,
+    n       INTEGER NOT NULL,
+    PRIMARY KEY (user_id, genre)
+) WITHOUT ROWID;
+INSERT INTO user_genres_by_key (user_id, genre, n) SELECT user_id, genre, n FROM user_genres;
+DROP TABLE user_genres;
+ALTER TABLE user_genres_by_key RENAME TO user_genres;
+CREATE INDEX user_genres_top ON user_genres (user_id, n DESC, genre);

@@ -74,3 +74,12 @@ CREATE TABLE counter_shares (
 
 -- In byte order, as the top-three query and Go compare genre names.
 CREATE INDEX user_genres_top ON user_genres (user_id, n DESC, genre COLLATE "C");
+
+-- migration 4: a collection's movies in its own row
+ALTER TABLE collections ADD COLUMN movies TEXT NOT NULL DEFAULT '[]';
+UPDATE collections c SET movies = (
+    SELECT json_agg(json_build_object('title', m.title, 'description', m.description,
+        'genres', m.genres, 'uuid', m.movie_uuid) ORDER BY m.position)::text
+    FROM collection_movies m WHERE m.collection_id = c.id)
+WHERE EXISTS (SELECT 1 FROM collection_movies m WHERE m.collection_id = c.id);
+DROP TABLE collection_movies;

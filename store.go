@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -157,9 +158,17 @@ func (s *Store) ForgetRequestShare(ctx context.Context, process string) error {
 
 // CreateCollection stores c, movies included, for the user in one
 // transaction. It returns errNoSuchUser when the account is gone, and
-// errLimitReached when the user already has maxCollections.
+// errLimitReached when the user already has maxCollections. The movies
+// are encoded and their genres counted before the write begins, so the
+// single writer only stores them.
 func (s *Store) CreateCollection(ctx context.Context, userID int64, c collection) error {
-	err := s.db.withTx(ctx, func(tx *writeTx) error {
+	movies, err := encodeMovies(c.Movies)
+	if err != nil {
+		return fmt.Errorf("create collection: %w", err)
+	}
+	tally := map[string]int{}
+	tallyGenres(tally, c.Movies, +1)
+	err = s.db.withTx(ctx, func(tx *writeTx) error {
 		var n int
 		tx.touch(userID)
 		err := tx.queryRow(qCountCollection, userID, maxCollections).Scan(&n)
@@ -169,15 +178,9 @@ func (s *Store) CreateCollection(ctx context.Context, userID int64, c collection
 		if err != nil {
 			return err
 		}
-		var id int64
-		if err := tx.queryRow(qInsertCollection, c.UUID, userID, c.Title, c.Description).Scan(&id); err != nil {
+		if err := tx.exec(qInsertCollection, c.UUID, userID, c.Title, c.Description, movies); err != nil {
 			return err
 		}
-		if err := insertMovies(tx, id, c.Movies); err != nil {
-			return err
-		}
-		tally := map[string]int{}
-		tallyGenres(tally, c.Movies, +1)
 		return applyGenreTally(tx, userID, tally)
 	})
 	if isForeignKeyViolation(err) {
@@ -203,13 +206,24 @@ func whyNoCount(tx *writeTx, userID int64) error {
 	return errLimitReached
 }
 
-// insertMovies adds movies to a collection, in their order.
-func insertMovies(tx *writeTx, collectionID int64, movies []movie) error {
-	rows := make([][]any, len(movies))
-	for i, m := range movies {
-		rows[i] = []any{collectionID, i, m.UUID, m.Title, m.Description, m.Genres}
+// A collection's movies are stored as the JSON list GET shows.
+
+// encodeMovies is the stored form of a collection's movies.
+func encodeMovies(movies []movie) (string, error) {
+	if movies == nil {
+		movies = []movie{}
 	}
-	return tx.execRows(&insertMovieRows, rows)
+	b, err := marshal(movies)
+	return string(b), err
+}
+
+// decodeMovies reads the stored form of a collection's movies.
+func decodeMovies(stored string) ([]movie, error) {
+	movies := []movie{}
+	if err := json.Unmarshal([]byte(stored), &movies); err != nil {
+		return nil, fmt.Errorf("stored movies: %w", err)
+	}
+	return movies, nil
 }
 
 // applyGenreTally adds tally to the user's genre counts and drops the
@@ -281,50 +295,31 @@ func (s *Store) Collections(ctx context.Context, userID int64) ([]collectionSumm
 // Collection returns one of the user's collections with its movies, or
 // errNotFound when the user has no collection with that UUID.
 func (s *Store) Collection(ctx context.Context, userID int64, id string) (collection, error) {
-	st, err := s.db.readStmt(ctx, collectionQuery)
+	st, err := s.db.readStmt(ctx, `SELECT title, description, movies FROM collections WHERE uuid = $1 AND user_id = $2`)
 	if err != nil {
 		return collection{}, fmt.Errorf("get collection: %w", err)
 	}
-	c, err := scanCollection(ctx, st, userID, id)
+	c, err := scanCollection(id, st.QueryRowContext(ctx, id, userID))
 	if err != nil && !errors.Is(err, errNotFound) {
 		err = fmt.Errorf("get collection: %w", err)
 	}
 	return c, err
 }
 
-// collectionQuery reads a collection and its movies in one statement, so
-// both come from one snapshot.
-const collectionQuery = `SELECT c.title, c.description, m.movie_uuid, m.title, m.description, m.genres
-	FROM collections c LEFT JOIN collection_movies m ON m.collection_id = c.id
-	WHERE c.uuid = $1 AND c.user_id = $2
-	ORDER BY m.position`
-
-// scanCollection runs collectionQuery, prepared as st.
-func scanCollection(ctx context.Context, st *sql.Stmt, userID int64, id string) (collection, error) {
-	c := collection{UUID: id, Movies: []movie{}}
-	rows, err := st.QueryContext(ctx, id, userID)
+// scanCollection reads collection id from row: its title, description and
+// stored movies.
+func scanCollection(id string, row *sql.Row) (collection, error) {
+	c := collection{UUID: id}
+	var movies string
+	err := row.Scan(&c.Title, &c.Description, &movies)
+	if errors.Is(err, sql.ErrNoRows) {
+		return c, errNotFound
+	}
 	if err != nil {
 		return c, err
 	}
-	defer rows.Close()
-	found := false
-	for rows.Next() {
-		found = true
-		var mid, mtitle, mdesc, mgenres sql.NullString
-		if err := rows.Scan(&c.Title, &c.Description, &mid, &mtitle, &mdesc, &mgenres); err != nil {
-			return c, err
-		}
-		if mid.Valid {
-			c.Movies = append(c.Movies, movie{UUID: mid.String, Title: mtitle.String, Description: mdesc.String, Genres: mgenres.String})
-		}
-	}
-	if err := rows.Err(); err != nil {
-		return c, err
-	}
-	if !found {
-		return c, errNotFound
-	}
-	return c, nil
+	c.Movies, err = decodeMovies(movies)
+	return c, err
 }
 
 // bumpUser moves the user's version on, so that cached reads of the user
@@ -335,63 +330,42 @@ func bumpUser(tx *writeTx, userID int64, delta int) error {
 	return tx.queryRow(qBumpUser, userID, delta).Scan(&n)
 }
 
-// lockCollection finds the user's collection and, on PostgreSQL, locks its
-// row until tx ends, so that concurrent writers of one collection take
-// turns. It returns the row id and the movies' genres.
-func lockCollection(tx *writeTx, userID int64, id string) (int64, []movie, error) {
-	var rowID int64
-	err := tx.queryRow(qLockCollection, id, userID).Scan(&rowID)
-	if errors.Is(err, sql.ErrNoRows) {
-		return 0, nil, errNotFound
-	}
-	if err != nil {
-		return 0, nil, err
-	}
-	rows, err := tx.query(qMovieGenres, rowID)
-	if err != nil {
-		return 0, nil, err
-	}
-	defer rows.Close()
-	var old []movie
-	for rows.Next() {
-		var m movie
-		if err := rows.Scan(&m.Genres); err != nil {
-			return 0, nil, err
-		}
-		old = append(old, m)
-	}
-	return rowID, old, rows.Err()
-}
-
 // UpdateCollection applies the fields of in that are set (movies replace
 // the whole list) in one transaction and returns the collection as stored.
+// A rename is one statement; new movies first read (and, on PostgreSQL,
+// lock) the old ones, whose genres leave the user's counts.
 func (s *Store) UpdateCollection(ctx context.Context, userID int64, id string, in collectionInput) (collection, error) {
+	var movies *string
+	tally := map[string]int{}
+	if in.Movies != nil {
+		encoded, err := encodeMovies(*in.Movies)
+		if err != nil {
+			return collection{}, fmt.Errorf("update collection: %w", err)
+		}
+		movies = &encoded
+		tallyGenres(tally, *in.Movies, +1)
+	}
 	var c collection
 	err := s.db.withTx(ctx, func(tx *writeTx) error {
-		rowID, old, err := lockCollection(tx, userID, id)
+		if movies != nil {
+			var old string
+			err := tx.queryRow(qLockCollection, id, userID).Scan(&old)
+			if err != nil {
+				return noRowsIsNotFound(err)
+			}
+			if err := untallyMovies(tally, old); err != nil {
+				return err
+			}
+		}
+		var err error
+		c, err = scanCollection(id, tx.queryRow(qUpdateCollection, id, userID, in.Title, in.Description, movies))
 		if err != nil {
 			return err
 		}
 		if err := bumpUser(tx, userID, 0); err != nil {
 			return err
 		}
-		if in.Title != nil {
-			if err := tx.exec(qSetTitle, *in.Title, rowID); err != nil {
-				return err
-			}
-		}
-		if in.Description != nil {
-			if err := tx.exec(qSetDescription, *in.Description, rowID); err != nil {
-				return err
-			}
-		}
-		if in.Movies != nil {
-			if err := replaceMovies(tx, userID, rowID, old, *in.Movies); err != nil {
-				return err
-			}
-		}
-		c, err = scanCollection(tx.ctx, tx.stmt(qCollection), userID, id)
-		return err
+		return applyGenreTally(tx, userID, tally)
 	})
 	if err != nil && !errors.Is(err, errNotFound) {
 		err = fmt.Errorf("update collection: %w", err)
@@ -399,41 +373,43 @@ func (s *Store) UpdateCollection(ctx context.Context, userID int64, id string, i
 	return c, err
 }
 
-// replaceMovies replaces a collection's movies, old, with movies and
-// moves the user's genre tally along.
-func replaceMovies(tx *writeTx, userID, rowID int64, old, movies []movie) error {
-	if err := tx.exec(qDeleteMovies, rowID); err != nil {
-		return err
-	}
-	if err := insertMovies(tx, rowID, movies); err != nil {
-		return err
-	}
-	tally := map[string]int{}
-	tallyGenres(tally, old, -1)
-	tallyGenres(tally, movies, +1)
-	return applyGenreTally(tx, userID, tally)
-}
-
-// DeleteCollection removes one of the user's collections and its movie
-// entries, or returns errNotFound.
+// DeleteCollection removes one of the user's collections, or returns
+// errNotFound.
 func (s *Store) DeleteCollection(ctx context.Context, userID int64, id string) error {
 	err := s.db.withTx(ctx, func(tx *writeTx) error {
-		rowID, old, err := lockCollection(tx, userID, id)
-		if err != nil {
-			return err
-		}
-		if err := tx.exec(qDeleteCollection, rowID); err != nil {
-			return err
+		var old string
+		if err := tx.queryRow(qDeleteCollection, id, userID).Scan(&old); err != nil {
+			return noRowsIsNotFound(err)
 		}
 		if err := bumpUser(tx, userID, -1); err != nil {
 			return err
 		}
 		tally := map[string]int{}
-		tallyGenres(tally, old, -1)
+		if err := untallyMovies(tally, old); err != nil {
+			return err
+		}
 		return applyGenreTally(tx, userID, tally)
 	})
 	if err != nil && !errors.Is(err, errNotFound) {
 		err = fmt.Errorf("delete collection: %w", err)
+	}
+	return err
+}
+
+// untallyMovies takes the genres of stored movies off tally.
+func untallyMovies(tally map[string]int, stored string) error {
+	movies, err := decodeMovies(stored)
+	if err != nil {
+		return err
+	}
+	tallyGenres(tally, movies, -1)
+	return nil
+}
+
+// noRowsIsNotFound turns "no row" into errNotFound.
+func noRowsIsNotFound(err error) error {
+	if errors.Is(err, sql.ErrNoRows) {
+		return errNotFound
 	}
 	return err
 }

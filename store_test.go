@@ -16,8 +16,8 @@ func TestMigrationsAreNumberedInOrder(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v", d.name, err)
 		}
-		if len(steps) != 3 {
-			t.Fatalf("%s: %d migrations, want 3", d.name, len(steps))
+		if len(steps) != 4 {
+			t.Fatalf("%s: %d migrations, want 4", d.name, len(steps))
 		}
 	}
 	sqliteSteps, _ := migrations(sqliteDialect.schema)
@@ -34,12 +34,20 @@ func TestMigrateUpgradesAnExistingDatabase(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, be backend) {
 		ctx := context.Background()
 		dsn := be.dsn(t)
-		// A database at schema version 2, as the previous release left
-		// it, with an account and a collection.
+		// A database at schema version 2, as an earlier release left
+		// it, with an account, a collection of two movies (stored out of
+		// order, one with a quote and an accent) and an empty one.
 		d := openAtVersion(t, dsn, 2)
 		for _, stmt := range []string{
 			`INSERT INTO users (username, password_hash) VALUES ('old.user', 'hash')`,
 			`INSERT INTO collections (uuid, user_id, title, description) SELECT '57baf4f4-c9ef-4197-9e4f-acf04eae5b4d', id, 'kept', '' FROM users`,
+			`INSERT INTO collections (uuid, user_id, title, description) SELECT '6d9e3f7a-1b2c-4d5e-8f90-123456789abc', id, 'empty', 'none' FROM users`,
+			`INSERT INTO collection_movies (collection_id, position, movie_uuid, title, description, genres)
+				SELECT id, 1, 'b0000000-0000-4000-8000-000000000002', 'Second', 'says "hi" in café', 'Drama,Comedy' FROM collections WHERE title = 'kept'`,
+			`INSERT INTO collection_movies (collection_id, position, movie_uuid, title, description, genres)
+				SELECT id, 0, 'a0000000-0000-4000-8000-000000000001', 'First', '', 'Drama' FROM collections WHERE title = 'kept'`,
+			`INSERT INTO user_genres (user_id, genre, n) SELECT id, 'Drama', 2 FROM users`,
+			`INSERT INTO user_genres (user_id, genre, n) SELECT id, 'Comedy', 1 FROM users`,
 		} {
 			if _, err := d.ExecContext(ctx, stmt); err != nil {
 				t.Fatal(err)
@@ -63,13 +71,33 @@ func TestMigrateUpgradesAnExistingDatabase(t *testing.T) {
 		if _, err := s.Account(ctx, u.UUID); err != nil {
 			t.Fatalf("account after migration: %v", err)
 		}
-		if list, _, err := s.Collections(ctx, u.ID); err != nil || len(list) != 1 || list[0].Title != "kept" {
-			t.Fatalf("collections after migration: %+v, %v", list, err)
+		list, genres, err := s.Collections(ctx, u.ID)
+		if err != nil || len(list) != 2 || list[0].Title != "kept" || favouriteGenres(genres) != "Drama, Comedy" {
+			t.Fatalf("collections after migration: %+v, %+v, %v", list, genres, err)
+		}
+		kept, err := s.Collection(ctx, u.ID, list[0].UUID)
+		want := []movie{
+			{UUID: "a0000000-0000-4000-8000-000000000001", Title: "First", Genres: "Drama"},
+			{UUID: "b0000000-0000-4000-8000-000000000002", Title: "Second", Description: `says "hi" in café`, Genres: "Drama,Comedy"},
+		}
+		if err != nil || !slices.Equal(kept.Movies, want) {
+			t.Fatalf("movies after migration: %+v, %v", kept.Movies, err)
+		}
+		if empty, err := s.Collection(ctx, u.ID, list[1].UUID); err != nil || empty.Movies == nil || len(empty.Movies) != 0 {
+			t.Fatalf("empty collection after migration: %+v, %v", empty, err)
 		}
 		var counted int
 		s.db.read.QueryRowContext(ctx, "SELECT collections FROM users").Scan(&counted)
-		if counted != 1 {
-			t.Fatalf("collection count after migration: got %d, want 1", counted)
+		if counted != 2 {
+			t.Fatalf("collection count after migration: got %d, want 2", counted)
+		}
+		// The migrated genre counts go on: deleting the collection takes
+		// its genres away again.
+		if err := s.DeleteCollection(ctx, u.ID, list[0].UUID); err != nil {
+			t.Fatal(err)
+		}
+		if _, genres, err := s.Collections(ctx, u.ID); err != nil || len(genres) != 0 {
+			t.Fatalf("genre counts after deleting the migrated collection: %+v, %v", genres, err)
 		}
 		steps, _ := migrations(s.db.dialect.schema)
 		var version int

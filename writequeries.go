@@ -27,12 +27,8 @@ const (
 	qSweepLoginFailures
 	qLoginSucceeded
 	qLockCollection
-	qMovieGenres
-	qSetTitle
-	qSetDescription
-	qDeleteMovies
+	qUpdateCollection
 	qDeleteCollection
-	qCollection
 	numWriteQueries
 )
 
@@ -45,7 +41,7 @@ var writeQueryText = [numWriteQueries]string{
 	qSetCounterShare:    `INSERT INTO counter_shares (process, total) VALUES ($1, $2) ON CONFLICT (process) DO UPDATE SET total = excluded.total`,
 	qForgetCounterShare: `DELETE FROM counter_shares WHERE process = $1`,
 	qInsertUser:         `INSERT INTO users (uuid, username, password_hash) VALUES ($1, $2, $3)`,
-	qInsertCollection:   `INSERT INTO collections (uuid, user_id, title, description) VALUES ($1, $2, $3, $4) RETURNING id`,
+	qInsertCollection:   `INSERT INTO collections (uuid, user_id, title, description, movies) VALUES ($1, $2, $3, $4, $5)`,
 	// qCountCollection counts one more collection for the user, unless
 	// that would pass the limit ($2): then it matches no row. It locks
 	// the user's row (PostgreSQL), so the user's creates take turns.
@@ -65,19 +61,18 @@ var writeQueryText = [numWriteQueries]string{
 		RETURNING locked_until`,
 	qSweepLoginFailures: `DELETE FROM login_failures WHERE username IN (
 		SELECT username FROM login_failures WHERE window_start < $1 AND locked_until < $1 LIMIT 100)`,
-	qLoginSucceeded:   `DELETE FROM login_failures WHERE username = $1`,
-	qLockCollection:   `SELECT id FROM collections WHERE uuid = $1 AND user_id = $2 FOR UPDATE`,
-	qMovieGenres:      `SELECT genres FROM collection_movies WHERE collection_id = $1`,
-	qSetTitle:         `UPDATE collections SET title = $1 WHERE id = $2`,
-	qSetDescription:   `UPDATE collections SET description = $1 WHERE id = $2`,
-	qDeleteMovies:     `DELETE FROM collection_movies WHERE collection_id = $1`,
-	qDeleteCollection: `DELETE FROM collections WHERE id = $1`,
-	qCollection:       collectionQuery,
+	qLoginSucceeded: `DELETE FROM login_failures WHERE username = $1`,
+	qLockCollection: `SELECT movies FROM collections WHERE uuid = $1 AND user_id = $2 FOR UPDATE`,
+	// qUpdateCollection sets the fields given (a NULL keeps one as it is)
+	// and returns the collection as stored.
+	qUpdateCollection: `UPDATE collections SET title = COALESCE($3, title), description = COALESCE($4, description),
+		movies = COALESCE($5, movies) WHERE uuid = $1 AND user_id = $2 RETURNING title, description, movies`,
+	qDeleteCollection: `DELETE FROM collections WHERE uuid = $1 AND user_id = $2 RETURNING movies`,
 }
 
 // rowsQuery is a statement that writes many rows at once: a head, one
-// "($1, $2, …)" group per row, and a tail. A collection's movies and a
-// user's genre counts are written with it, a statement per up to
+// "($1, $2, …)" group per row, and a tail. A user's genre counts are
+// written with it, a statement per up to
 // maxRowsPerStatement rows rather than one per row: SQLite's single
 // writer pays the cost of a statement once for many rows.
 type rowsQuery struct {
@@ -90,10 +85,6 @@ type rowsQuery struct {
 }
 
 var (
-	insertMovieRows = rowsQuery{
-		head: `INSERT INTO collection_movies (collection_id, position, movie_uuid, title, description, genres) VALUES `,
-		cols: 6,
-	}
 	addGenreRows = rowsQuery{
 		head: `INSERT INTO user_genres (user_id, genre, n) VALUES `,
 		cols: 3,
@@ -107,7 +98,7 @@ var (
 		tail:  `)`,
 		casts: []string{"BIGINT", "TEXT"},
 	}
-	rowsQueries = []*rowsQuery{&insertMovieRows, &addGenreRows, &dropGenreRows}
+	rowsQueries = []*rowsQuery{&addGenreRows, &dropGenreRows}
 )
 
 // maxRowsPerStatement is the most rows one rowsQuery statement writes.
