@@ -38,20 +38,18 @@ func decode(w http.ResponseWriter, r *http.Request) (jsonObject, error) {
 }
 
 // parseObject parses body as one JSON object, with nothing after it but
-// white space.
+// white space. The body is checked once, whole, by json.Valid; its parts
+// are then split by the scanner below, which may trust their syntax.
 func parseObject(body []byte) (jsonObject, error) {
-	// Only an object will do: not an array, a string, or null.
-	if trimmed := bytes.TrimLeft(body, " \t\r\n"); len(trimmed) == 0 || trimmed[0] != '{' {
-		if len(trimmed) > 0 && !json.Valid(body) {
-			return nil, errBadJSON
-		}
-		return nil, newError(codeInvalid, "the request body must be a JSON object")
-	}
-	var o jsonObject
-	if err := json.Unmarshal(body, &o); err != nil {
+	trimmed := bytes.TrimLeft(body, " \t\r\n")
+	if len(trimmed) > 0 && !json.Valid(body) {
 		return nil, errBadJSON
 	}
-	return o, nil
+	// Only an object will do: not an array, a string, or null.
+	if len(trimmed) == 0 || trimmed[0] != '{' {
+		return nil, newError(codeInvalid, "the request body must be a JSON object")
+	}
+	return splitObject(trimmed), nil
 }
 
 var (
@@ -78,8 +76,7 @@ func (o jsonObject) str(p fieldProblems, path, name string) *string {
 	if !ok || isNull(raw) {
 		return nil
 	}
-	var s string
-	if raw[0] != '"' || json.Unmarshal(raw, &s) != nil {
+	if raw[0] != '"' {
 		p[path] = "must be a string"
 		return nil
 	}
@@ -87,6 +84,7 @@ func (o jsonObject) str(p fieldProblems, path, name string) *string {
 		p[path] = "must be valid UTF-8"
 		return nil
 	}
+	s := unquote(raw)
 	return &s
 }
 
@@ -142,22 +140,122 @@ func (o jsonObject) list(p fieldProblems, path, name string) ([]json.RawMessage,
 	if !ok || isNull(raw) {
 		return nil, false
 	}
-	var l []json.RawMessage
-	if raw[0] != '[' || json.Unmarshal(raw, &l) != nil {
+	if raw[0] != '[' {
 		p[path] = "must be a list"
 		return nil, false
 	}
-	return l, true
+	return splitList(raw), true
 }
 
 // object reads raw as an object, or records a problem at path.
 func object(p fieldProblems, path string, raw json.RawMessage) (jsonObject, bool) {
-	var o jsonObject
-	if len(raw) == 0 || raw[0] != '{' || json.Unmarshal(raw, &o) != nil {
+	if len(raw) == 0 || raw[0] != '{' {
 		p[path] = "must be an object"
 		return nil, false
 	}
-	return o, true
+	return splitObject(raw), true
 }
 
 func isNull(raw json.RawMessage) bool { return string(raw) == "null" }
+
+// The scanner below splits JSON that json.Valid has accepted: every value
+// it is given, and every part it returns, is well-formed, so it only looks
+// for where each part ends. It reads each byte a constant number of times.
+
+// splitObject returns the members of the object raw. A name given twice
+// keeps its last value, as encoding/json does.
+func splitObject(raw []byte) jsonObject {
+	o := jsonObject{}
+	i := skipSpace(raw, 1)
+	for raw[i] != '}' {
+		end := valueEnd(raw, i)
+		name := unquote(raw[i:end])
+		i = skipSpace(raw, skipSpace(raw, end)+1) // past the colon
+		end = valueEnd(raw, i)
+		o[name] = raw[i:end]
+		i = nextItem(raw, end)
+	}
+	return o
+}
+
+// splitList returns the elements of the list raw.
+func splitList(raw []byte) []json.RawMessage {
+	var l []json.RawMessage
+	i := skipSpace(raw, 1)
+	for raw[i] != ']' {
+		end := valueEnd(raw, i)
+		l = append(l, raw[i:end])
+		i = nextItem(raw, end)
+	}
+	return l
+}
+
+// nextItem skips the space and the comma, if any, after an item ending
+// at i, and the space after that.
+func nextItem(raw []byte, i int) int {
+	i = skipSpace(raw, i)
+	if raw[i] == ',' {
+		i = skipSpace(raw, i+1)
+	}
+	return i
+}
+
+func skipSpace(raw []byte, i int) int {
+	for i < len(raw) && (raw[i] == ' ' || raw[i] == '\t' || raw[i] == '\r' || raw[i] == '\n') {
+		i++
+	}
+	return i
+}
+
+// valueEnd returns where the value that starts at i ends.
+func valueEnd(raw []byte, i int) int {
+	switch raw[i] {
+	case '"':
+		return stringEnd(raw, i)
+	case '{', '[':
+		depth := 0
+		for ; ; i++ {
+			switch raw[i] {
+			case '"':
+				i = stringEnd(raw, i) - 1
+			case '{', '[':
+				depth++
+			case '}', ']':
+				depth--
+				if depth == 0 {
+					return i + 1
+				}
+			}
+		}
+	default: // a number, true, false or null
+		for ; i < len(raw); i++ {
+			switch raw[i] {
+			case ',', '}', ']', ' ', '\t', '\r', '\n':
+				return i
+			}
+		}
+		return i
+	}
+}
+
+// stringEnd returns where the string that starts at i ends, past its
+// closing quote.
+func stringEnd(raw []byte, i int) int {
+	for i++; raw[i] != '"'; i++ {
+		if raw[i] == '\\' {
+			i++
+		}
+	}
+	return i + 1
+}
+
+// unquote returns the text of the JSON string raw. One with no escape is
+// its bytes; encoding/json reads the others.
+func unquote(raw []byte) string {
+	if bytes.IndexByte(raw, '\\') < 0 && utf8.Valid(raw) {
+		return string(raw[1 : len(raw)-1])
+	}
+	var s string
+	json.Unmarshal(raw, &s)
+	return s
+}

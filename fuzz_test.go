@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"reflect"
 	"slices"
@@ -366,4 +367,73 @@ func FuzzTokenVerify(f *testing.F) {
 			}
 		}
 	})
+}
+
+// FuzzSplitMatchesEncodingJSON checks that the scanner that splits request
+// bodies finds exactly the members, elements and strings encoding/json
+// finds, at every depth, for any JSON it accepts.
+func FuzzSplitMatchesEncodingJSON(f *testing.F) {
+	for _, s := range collectionBodySeeds {
+		f.Add([]byte(s))
+	}
+	for _, s := range []string{
+		` { "a" : [ 1 , -2.5e+3 , true , null , "x\"]}" , { "b" : { } } , [ ] ] , "a\u0062" : "\ud83d\ude00" } `,
+		`{"k":"v","k":"last"}`,
+		`["\\", "\"", "{[", 0, false]`,
+		"{\"bad utf-8 \xff\":\"\xfe\"}",
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		if !json.Valid(body) {
+			return
+		}
+		checkSplit(t, bytes.TrimLeft(body, " \t\r\n"))
+	})
+}
+
+// checkSplit compares the scanner's reading of the valid JSON value raw
+// with encoding/json's, and goes on into its parts.
+func checkSplit(t *testing.T, raw []byte) {
+	t.Helper()
+	switch raw[0] {
+	case '{':
+		var want map[string]json.RawMessage
+		if err := json.Unmarshal(raw, &want); err != nil {
+			t.Fatalf("encoding/json refuses %s: %v", raw, err)
+		}
+		got := splitObject(raw)
+		if len(got) != len(want) {
+			t.Fatalf("%s: members %q, want %q", raw, got, want)
+		}
+		for name, v := range want {
+			if !bytes.Equal(got[name], v) {
+				t.Fatalf("%s: member %q is %s, want %s", raw, name, got[name], v)
+			}
+			checkSplit(t, v)
+		}
+	case '[':
+		var want []json.RawMessage
+		if err := json.Unmarshal(raw, &want); err != nil {
+			t.Fatalf("encoding/json refuses %s: %v", raw, err)
+		}
+		got := splitList(raw)
+		if len(got) != len(want) {
+			t.Fatalf("%s: elements %q, want %q", raw, got, want)
+		}
+		for i := range want {
+			if !bytes.Equal(got[i], want[i]) {
+				t.Fatalf("%s: element %d is %s, want %s", raw, i, got[i], want[i])
+			}
+			checkSplit(t, want[i])
+		}
+	case '"':
+		var want string
+		if err := json.Unmarshal(raw, &want); err != nil {
+			t.Fatalf("encoding/json refuses %s: %v", raw, err)
+		}
+		if got := unquote(raw); got != want {
+			t.Fatalf("%s: text %q, want %q", raw, got, want)
+		}
+	}
 }
