@@ -2,69 +2,116 @@ package main
 
 import "sync"
 
-// responseCache keeps rendered answers of the collection reads. An entry
-// is tagged with the user's version it was read at (users.version, which
-// every write to the user's collections moves on in its transaction) and
-// is served only to a request that read that same version when it began.
-// So a write by any process sharing the database makes the user's entries
-// stale at once, and only that user's: the cache never serves data older
-// than the database. A nil cache caches nothing.
+// responseCache keeps rendered answers of the collection reads, by user.
+// A user's answers are tagged with the user's version they were read at
+// (users.version, which every write to the user's collections moves on by
+// one in its transaction) and are served only to a request that read that
+// same version when it began. So a write by any process sharing the
+// database makes the user's answers stale at once, and only that user's:
+// the cache never serves data older than the database. A nil cache caches
+// nothing.
+//
+// A write made by this process knows what it changed, and the version it
+// moved the user to; when the user's answers are at the version just
+// before, the ones it left alone move on with it (advance).
 type responseCache struct {
 	mu       sync.RWMutex
-	entries  map[cacheKey]cacheEntry
-	size     int // bytes held in entries
+	users    map[int64]*userAnswers
+	size     int // bytes held in answers
 	maxBytes int
 }
 
-// cacheKey names one cached answer: a user's list (id "") or one of the
-// user's collections.
-type cacheKey struct {
-	userID int64
-	id     string
-}
-
-type cacheEntry struct {
+// userAnswers is one user's cached answers, all at one version, by
+// collection UUID ("" for the list).
+type userAnswers struct {
 	version int64
-	body    []byte
+	bodies  map[string][]byte
 }
 
 func newResponseCache(maxBytes int) *responseCache {
-	return &responseCache{entries: map[cacheKey]cacheEntry{}, maxBytes: maxBytes}
+	return &responseCache{users: map[int64]*userAnswers{}, maxBytes: maxBytes}
 }
 
-// get returns the body cached for key at version, if any.
-func (c *responseCache) get(key cacheKey, version int64) ([]byte, bool) {
+// get returns the body cached for the user's collection id ("": the list)
+// at version, if any.
+func (c *responseCache) get(userID int64, id string, version int64) ([]byte, bool) {
 	if c == nil {
 		return nil, false
 	}
 	c.mu.RLock()
-	e, ok := c.entries[key]
-	c.mu.RUnlock()
-	if !ok || e.version != version {
+	defer c.mu.RUnlock()
+	u := c.users[userID]
+	if u == nil || u.version != version {
 		return nil, false
 	}
-	return e.body, true
+	body, ok := u.bodies[id]
+	return body, ok
 }
 
-// put caches body for key as read at version. When the cache is full it
-// starts over: simpler than an LRU, and a full cache of a database that
-// keeps changing holds mostly stale entries anyway.
-func (c *responseCache) put(key cacheKey, version int64, body []byte) {
+// put caches body for the user's collection id as read at version. An
+// answer older than the user's others is not kept; a newer one drops
+// them. When the cache is full it starts over: simpler than an LRU, and a
+// full cache of a database that keeps changing holds mostly stale answers
+// anyway.
+func (c *responseCache) put(userID int64, id string, version int64, body []byte) {
 	if c == nil || len(body) > c.maxBytes/4 {
-		return // an entry that would crowd out the others is not kept
+		return // an answer that would crowd out the others is not kept
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if old, ok := c.entries[key]; ok {
-		if old.version > version {
-			return // a newer answer is already there
-		}
-		c.size -= len(old.body)
+	u := c.users[userID]
+	switch {
+	case u != nil && version < u.version:
+		return
+	case u != nil && version > u.version:
+		c.dropAll(u)
+		u.version = version
 	}
 	if c.size+len(body) > c.maxBytes {
-		clear(c.entries)
+		clear(c.users)
 		c.size = 0
+		u = nil
 	}
-	c.entries[key] = cacheEntry{version: version, body: body}
+	if u == nil {
+		u = &userAnswers{version: version, bodies: map[string][]byte{}}
+		c.users[userID] = u
+	}
+	c.drop(u, id)
+	u.bodies[id] = body
 	c.size += len(body)
+}
+
+// advance records that a write of this process moved the user from
+// version from to version to, changing the list and the collections
+// named: the user's other answers at from stay true at to.
+func (c *responseCache) advance(userID, from, to int64, changed ...string) {
+	if c == nil {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	u := c.users[userID]
+	if u == nil || u.version != from {
+		return
+	}
+	u.version = to
+	c.drop(u, "")
+	for _, id := range changed {
+		c.drop(u, id)
+	}
+}
+
+// drop forgets u's answer for id.
+func (c *responseCache) drop(u *userAnswers, id string) {
+	if body, ok := u.bodies[id]; ok {
+		c.size -= len(body)
+		delete(u.bodies, id)
+	}
+}
+
+// dropAll forgets all of u's answers.
+func (c *responseCache) dropAll(u *userAnswers) {
+	for id := range u.bodies {
+		c.drop(u, id)
+	}
 }

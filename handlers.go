@@ -228,7 +228,7 @@ func (s *server) handleCollectionCreate(w http.ResponseWriter, r *http.Request, 
 	if in.Movies != nil {
 		c.Movies = *in.Movies
 	}
-	err = s.store.CreateCollection(r.Context(), acct.id, c)
+	version, err := s.store.CreateCollection(r.Context(), acct.id, c)
 	if errors.Is(err, errNoSuchUser) {
 		return errUnauthorized
 	}
@@ -238,6 +238,7 @@ func (s *server) handleCollectionCreate(w http.ResponseWriter, r *http.Request, 
 	if err != nil {
 		return err
 	}
+	s.cache.advance(acct.id, version-1, version)
 	return encode(w, http.StatusCreated, collectionCreated{c.UUID})
 }
 
@@ -273,8 +274,7 @@ func (s *server) handleCollectionList(w http.ResponseWriter, r *http.Request, ac
 // stale at once, never stale data look current. Another user's write, or
 // a counter flush, leaves the entry alone.
 func (s *server) cached(w http.ResponseWriter, r *http.Request, acct account, id string, load func() (any, error)) error {
-	key := cacheKey{userID: acct.id, id: id}
-	if body, ok := s.cache.get(key, acct.version); ok {
+	if body, ok := s.cache.get(acct.id, id, acct.version); ok {
 		return writeJSON(w, http.StatusOK, body)
 	}
 	v, err := load()
@@ -285,7 +285,7 @@ func (s *server) cached(w http.ResponseWriter, r *http.Request, acct account, id
 	if err != nil {
 		return err
 	}
-	s.cache.put(key, acct.version, body)
+	s.cache.put(acct.id, id, acct.version, body)
 	return writeJSON(w, http.StatusOK, body)
 }
 
@@ -314,14 +314,21 @@ func (s *server) handleCollectionUpdate(w http.ResponseWriter, r *http.Request, 
 	if err != nil {
 		return err
 	}
-	c, err := s.store.UpdateCollection(r.Context(), acct.id, id, in)
+	c, version, err := s.store.UpdateCollection(r.Context(), acct.id, id, in)
 	if errors.Is(err, errNotFound) {
 		return errCollectionNotFound
 	}
 	if err != nil {
 		return err
 	}
-	return encode(w, http.StatusOK, c)
+	body, err := marshal(c)
+	if err != nil {
+		return err
+	}
+	// The answer is GET's at the version this write made.
+	s.cache.advance(acct.id, version-1, version, id)
+	s.cache.put(acct.id, id, version, body)
+	return writeJSON(w, http.StatusOK, body)
 }
 
 // handleCollectionDelete serves DELETE /collection/{id}/.
@@ -330,13 +337,14 @@ func (s *server) handleCollectionDelete(w http.ResponseWriter, r *http.Request, 
 	if err != nil {
 		return err
 	}
-	err = s.store.DeleteCollection(r.Context(), acct.id, id)
+	version, err := s.store.DeleteCollection(r.Context(), acct.id, id)
 	if errors.Is(err, errNotFound) {
 		return errCollectionNotFound
 	}
 	if err != nil {
 		return err
 	}
+	s.cache.advance(acct.id, version-1, version, id)
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }

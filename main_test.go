@@ -238,7 +238,7 @@ func TestAcknowledgedWritesSurviveKill9(t *testing.T) {
 		t.Fatalf("account lost after kill -9: %v", err)
 	}
 	c, err := app.store.Collection(context.Background(), u.ID, body["collection_uuid"].(string))
-	if err != nil || len(c.Movies) != 1 {
+	if movies, _ := decodeMovies(string(c.Movies)); err != nil || len(movies) != 1 {
 		t.Fatalf("collection after kill -9: %+v, %v", c, err)
 	}
 }

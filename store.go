@@ -157,21 +157,22 @@ func (s *Store) ForgetRequestShare(ctx context.Context, process string) error {
 }
 
 // CreateCollection stores c, movies included, for the user in one
-// transaction. It returns errNoSuchUser when the account is gone, and
-// errLimitReached when the user already has maxCollections. The movies
-// are encoded and their genres counted before the write begins, so the
-// single writer only stores them.
-func (s *Store) CreateCollection(ctx context.Context, userID int64, c collection) error {
+// transaction, and returns the user's version it made. It returns
+// errNoSuchUser when the account is gone, and errLimitReached when the
+// user already has maxCollections. The movies are encoded and their
+// genres counted before the write begins, so the single writer only
+// stores them.
+func (s *Store) CreateCollection(ctx context.Context, userID int64, c collection) (int64, error) {
 	movies, err := encodeMovies(c.Movies)
 	if err != nil {
-		return fmt.Errorf("create collection: %w", err)
+		return 0, fmt.Errorf("create collection: %w", err)
 	}
 	tally := map[string]int{}
 	tallyGenres(tally, c.Movies, +1)
+	var version int64
 	err = s.db.withTx(ctx, func(tx *writeTx) error {
-		var n int
 		tx.touch(userID)
-		err := tx.queryRow(qCountCollection, userID, maxCollections).Scan(&n)
+		err := tx.queryRow(qCountCollection, userID, maxCollections).Scan(&version)
 		if errors.Is(err, sql.ErrNoRows) {
 			return whyNoCount(tx, userID)
 		}
@@ -184,19 +185,19 @@ func (s *Store) CreateCollection(ctx context.Context, userID int64, c collection
 		return applyGenreTally(tx, userID, tally)
 	})
 	if isForeignKeyViolation(err) {
-		return errNoSuchUser
+		return 0, errNoSuchUser
 	}
 	if err != nil && !errors.Is(err, errNoSuchUser) && !errors.Is(err, errLimitReached) {
-		return fmt.Errorf("create collection: %w", err)
+		return 0, fmt.Errorf("create collection: %w", err)
 	}
-	return err
+	return version, err
 }
 
 // whyNoCount tells why qCountCollection matched no user row: the user is
 // gone, or at the limit.
 func whyNoCount(tx *writeTx, userID int64) error {
-	var n int
-	err := tx.queryRow(qBumpUser, userID, 0).Scan(&n)
+	var version int64
+	err := tx.queryRow(qBumpUser, userID, 0).Scan(&version)
 	if errors.Is(err, sql.ErrNoRows) {
 		return errNoSuchUser
 	}
@@ -292,12 +293,21 @@ func (s *Store) Collections(ctx context.Context, userID int64) ([]collectionSumm
 	return list, genres, nil
 }
 
+// storedCollection is a collection as stored and as GET shows it: its
+// movies are the stored JSON list, passed on without being decoded.
+type storedCollection struct {
+	UUID        string          `json:"uuid"`
+	Title       string          `json:"title"`
+	Description string          `json:"description"`
+	Movies      json.RawMessage `json:"movies"`
+}
+
 // Collection returns one of the user's collections with its movies, or
 // errNotFound when the user has no collection with that UUID.
-func (s *Store) Collection(ctx context.Context, userID int64, id string) (collection, error) {
+func (s *Store) Collection(ctx context.Context, userID int64, id string) (storedCollection, error) {
 	st, err := s.db.readStmt(ctx, `SELECT title, description, movies FROM collections WHERE uuid = $1 AND user_id = $2`)
 	if err != nil {
-		return collection{}, fmt.Errorf("get collection: %w", err)
+		return storedCollection{}, fmt.Errorf("get collection: %w", err)
 	}
 	c, err := scanCollection(id, st.QueryRowContext(ctx, id, userID))
 	if err != nil && !errors.Is(err, errNotFound) {
@@ -308,44 +318,45 @@ func (s *Store) Collection(ctx context.Context, userID int64, id string) (collec
 
 // scanCollection reads collection id from row: its title, description and
 // stored movies.
-func scanCollection(id string, row *sql.Row) (collection, error) {
-	c := collection{UUID: id}
+func scanCollection(id string, row *sql.Row) (storedCollection, error) {
+	c := storedCollection{UUID: id}
 	var movies string
 	err := row.Scan(&c.Title, &c.Description, &movies)
 	if errors.Is(err, sql.ErrNoRows) {
 		return c, errNotFound
 	}
-	if err != nil {
-		return c, err
-	}
-	c.Movies, err = decodeMovies(movies)
+	c.Movies = json.RawMessage(movies)
 	return c, err
 }
 
 // bumpUser moves the user's version on, so that cached reads of the user
-// go stale, and adds delta to their collection count.
-func bumpUser(tx *writeTx, userID int64, delta int) error {
+// go stale, adds delta to their collection count, and returns the new
+// version.
+func bumpUser(tx *writeTx, userID int64, delta int) (int64, error) {
 	tx.touch(userID)
-	var n int
-	return tx.queryRow(qBumpUser, userID, delta).Scan(&n)
+	var version int64
+	err := tx.queryRow(qBumpUser, userID, delta).Scan(&version)
+	return version, err
 }
 
 // UpdateCollection applies the fields of in that are set (movies replace
-// the whole list) in one transaction and returns the collection as stored.
-// A rename is one statement; new movies first read (and, on PostgreSQL,
-// lock) the old ones, whose genres leave the user's counts.
-func (s *Store) UpdateCollection(ctx context.Context, userID int64, id string, in collectionInput) (collection, error) {
+// the whole list) in one transaction and returns the collection as stored
+// and the user's version it made. A rename is one statement; new movies
+// first read (and, on PostgreSQL, lock) the old ones, whose genres leave
+// the user's counts.
+func (s *Store) UpdateCollection(ctx context.Context, userID int64, id string, in collectionInput) (storedCollection, int64, error) {
 	var movies *string
 	tally := map[string]int{}
 	if in.Movies != nil {
 		encoded, err := encodeMovies(*in.Movies)
 		if err != nil {
-			return collection{}, fmt.Errorf("update collection: %w", err)
+			return storedCollection{}, 0, fmt.Errorf("update collection: %w", err)
 		}
 		movies = &encoded
 		tallyGenres(tally, *in.Movies, +1)
 	}
-	var c collection
+	var c storedCollection
+	var version int64
 	err := s.db.withTx(ctx, func(tx *writeTx) error {
 		if movies != nil {
 			var old string
@@ -362,7 +373,7 @@ func (s *Store) UpdateCollection(ctx context.Context, userID int64, id string, i
 		if err != nil {
 			return err
 		}
-		if err := bumpUser(tx, userID, 0); err != nil {
+		if version, err = bumpUser(tx, userID, 0); err != nil {
 			return err
 		}
 		return applyGenreTally(tx, userID, tally)
@@ -370,18 +381,20 @@ func (s *Store) UpdateCollection(ctx context.Context, userID int64, id string, i
 	if err != nil && !errors.Is(err, errNotFound) {
 		err = fmt.Errorf("update collection: %w", err)
 	}
-	return c, err
+	return c, version, err
 }
 
-// DeleteCollection removes one of the user's collections, or returns
-// errNotFound.
-func (s *Store) DeleteCollection(ctx context.Context, userID int64, id string) error {
+// DeleteCollection removes one of the user's collections and returns the
+// user's version it made, or errNotFound.
+func (s *Store) DeleteCollection(ctx context.Context, userID int64, id string) (int64, error) {
+	var version int64
 	err := s.db.withTx(ctx, func(tx *writeTx) error {
 		var old string
 		if err := tx.queryRow(qDeleteCollection, id, userID).Scan(&old); err != nil {
 			return noRowsIsNotFound(err)
 		}
-		if err := bumpUser(tx, userID, -1); err != nil {
+		var err error
+		if version, err = bumpUser(tx, userID, -1); err != nil {
 			return err
 		}
 		tally := map[string]int{}
@@ -393,7 +406,7 @@ func (s *Store) DeleteCollection(ctx context.Context, userID int64, id string) e
 	if err != nil && !errors.Is(err, errNotFound) {
 		err = fmt.Errorf("delete collection: %w", err)
 	}
-	return err
+	return version, err
 }
 
 // untallyMovies takes the genres of stored movies off tally.

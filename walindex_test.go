@@ -78,7 +78,10 @@ func TestAccountCacheExactAcrossCommits(t *testing.T) {
 		}
 		switch rng.IntN(3) {
 		case 0: // a write touching the user
-			err = writer.db.withTx(ctx, func(tx *writeTx) error { return bumpUser(tx, acct.id, 0) })
+			err = writer.db.withTx(ctx, func(tx *writeTx) error {
+				_, err := bumpUser(tx, acct.id, 0)
+				return err
+			})
 		case 1: // a write touching no user
 			_, err = writer.SyncRequests(ctx, "test", int64(i+1))
 		case 2: // a write that fails and leaves nothing

@@ -45,8 +45,8 @@ var writeQueryText = [numWriteQueries]string{
 	// qCountCollection counts one more collection for the user, unless
 	// that would pass the limit ($2): then it matches no row. It locks
 	// the user's row (PostgreSQL), so the user's creates take turns.
-	qCountCollection: `UPDATE users SET collections = collections + 1, version = version + 1 WHERE id = $1 AND collections < $2 RETURNING collections`,
-	qBumpUser:        `UPDATE users SET collections = collections + $2, version = version + 1 WHERE id = $1 RETURNING collections`,
+	qCountCollection: `UPDATE users SET collections = collections + 1, version = version + 1 WHERE id = $1 AND collections < $2 RETURNING version`,
+	qBumpUser:        `UPDATE users SET collections = collections + $2, version = version + 1 WHERE id = $1 RETURNING version`,
 	// qLoginFailed counts a failed login of $1 at $2 (Unix seconds): a
 	// window of $4 seconds opens at the first failure, and the $3-th
 	// failure within it locks the name for $4 seconds.

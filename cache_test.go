@@ -1,0 +1,167 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"reflect"
+	"slices"
+	"testing"
+)
+
+func TestResponseCacheVersions(t *testing.T) {
+	body := func(s string) []byte { return []byte(s) }
+	tests := []struct {
+		name string
+		do   func(c *responseCache)
+		// want is what get(1, id, version) finds, by "id@version"; absent
+		// means a miss.
+		want map[string]string
+	}{
+		{
+			name: "answers are served at their version only",
+			do:   func(c *responseCache) { c.put(1, "a", 3, body("A3")) },
+			want: map[string]string{"a@3": "A3"},
+		},
+		{
+			name: "an own write carries the answers it left alone forward",
+			do: func(c *responseCache) {
+				c.put(1, "", 3, body("list"))
+				c.put(1, "a", 3, body("A3"))
+				c.put(1, "b", 3, body("B3"))
+				c.advance(1, 3, 4, "a")
+			},
+			want: map[string]string{"b@4": "B3"},
+		},
+		{
+			name: "a write from a version the cache is not at carries nothing",
+			do: func(c *responseCache) {
+				c.put(1, "b", 3, body("B3"))
+				c.advance(1, 4, 5, "a") // version 4 came from another process
+			},
+			want: map[string]string{"b@3": "B3"},
+		},
+		{
+			name: "an older answer is not kept beside newer ones",
+			do: func(c *responseCache) {
+				c.put(1, "a", 4, body("A4"))
+				c.put(1, "b", 3, body("B3"))
+			},
+			want: map[string]string{"a@4": "A4"},
+		},
+		{
+			name: "a newer answer drops the older ones",
+			do: func(c *responseCache) {
+				c.put(1, "a", 3, body("A3"))
+				c.put(1, "b", 4, body("B4"))
+			},
+			want: map[string]string{"b@4": "B4"},
+		},
+		{
+			name: "users are apart",
+			do: func(c *responseCache) {
+				c.put(1, "a", 3, body("A3"))
+				c.put(2, "a", 9, body("other"))
+				c.advance(2, 9, 10, "a")
+			},
+			want: map[string]string{"a@3": "A3"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := newResponseCache(1 << 20)
+			tt.do(c)
+			for _, id := range []string{"", "a", "b"} {
+				for v := int64(2); v <= 10; v++ {
+					got, ok := c.get(1, id, v)
+					want, wantOK := tt.want[fmt.Sprintf("%s@%d", id, v)]
+					if ok != wantOK || string(got) != want {
+						t.Errorf("get(%q, %d) = %q, %t; want %q, %t", id, v, got, ok, want, wantOK)
+					}
+				}
+			}
+			size := 0
+			for _, u := range c.users {
+				for _, b := range u.bodies {
+					size += len(b)
+				}
+			}
+			if size != c.size {
+				t.Errorf("size %d, but the answers hold %d bytes", c.size, size)
+			}
+		})
+	}
+}
+
+// TestCachedReadsMatchTheDatabase drives random writes of one user's
+// collections through two processes on one database, and after each
+// checks that every read through either, cached or not, answers what the
+// database holds.
+func TestCachedReadsMatchTheDatabase(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, be backend) {
+		ctx := context.Background()
+		dsn := be.dsn(t)
+		apps := []*testApp{newTestApp(t, withDSN(dsn)), newTestApp(t, withDSN(dsn))}
+		u := apps[0].newUser()
+		acct, err := apps[0].store.UserByName(ctx, u.name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		genres := []string{"Drama", "Comedy", "Horror", "War"}
+		movies := func(rng *rand.Rand) []movie {
+			m := make([]movie, rng.IntN(3))
+			for i := range m {
+				m[i] = newMovie(genres[rng.IntN(len(genres))] + "," + genres[rng.IntN(len(genres))])
+			}
+			return m
+		}
+		rng := rand.New(rand.NewPCG(3, 4))
+		ids := []string{apps[0].newCollection(u, movies(rng)...), apps[1].newCollection(u, movies(rng)...)}
+		var deleted []string
+		for i := range 150 {
+			app := apps[rng.IntN(2)]
+			id := ids[rng.IntN(len(ids))]
+			switch rng.IntN(5) {
+			case 0, 1:
+				app.do("PUT", "/collection/"+id+"/", u.token, map[string]any{"title": "renamed " + string(rune('a'+i%26))}).mustStatus(t, 200)
+			case 2:
+				app.do("PUT", "/collection/"+id+"/", u.token, map[string]any{"movies": movies(rng)}).mustStatus(t, 200)
+			case 3:
+				ids = append(ids, app.newCollection(u, movies(rng)...))
+			case 4:
+				if len(ids) > 1 {
+					app.do("DELETE", "/collection/"+id+"/", u.token, nil).mustStatus(t, 204)
+					ids = slices.DeleteFunc(ids, func(s string) bool { return s == id })
+					deleted = append(deleted, id)
+				}
+			}
+			list, counts, err := apps[0].store.Collections(ctx, acct.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, app := range apps {
+				got := app.listCollections(u)
+				if !reflect.DeepEqual(got.Collections, list) || got.FavouriteGenres != favouriteGenres(counts) {
+					t.Fatalf("step %d: list %+v, the database has %+v, %q", i, got, list, favouriteGenres(counts))
+				}
+				for _, id := range ids {
+					stored, err := apps[0].store.Collection(ctx, acct.ID, id)
+					if err != nil {
+						t.Fatal(err)
+					}
+					want, err := decodeMovies(string(stored.Movies))
+					if err != nil {
+						t.Fatal(err)
+					}
+					got := app.getCollection(u, id)
+					if got.Title != stored.Title || !slices.Equal(got.Movies, want) {
+						t.Fatalf("step %d: collection %+v, the database has %+v", i, got, stored)
+					}
+				}
+				for _, id := range deleted {
+					app.do("GET", "/collection/"+id+"/", u.token, nil).mustStatus(t, 404)
+				}
+			}
+		}
+	})
+}
