@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -273,19 +274,56 @@ type existingAccounts struct {
 	at map[string]time.Time
 }
 
-// readAccount reads the account with one indexed point read.
+// readAccount reads the account as it stands now, in a query that
+// concurrent requests share (see freshBatch).
 func (s *Store) readAccount(ctx context.Context, uuid string) (account, error) {
-	var a account
-	st, err := s.db.readStmt(ctx, `SELECT id, version FROM users WHERE uuid = $1`)
-	if err != nil {
+	a, ok, err := s.accountReads.get(ctx, uuid)
+	switch {
+	case err != nil:
 		return a, fmt.Errorf("find account: %w", err)
-	}
-	err = st.QueryRowContext(ctx, uuid).Scan(&a.id, &a.version)
-	if errors.Is(err, sql.ErrNoRows) {
+	case !ok:
 		return a, errNotFound
 	}
-	if err != nil {
-		return a, fmt.Errorf("find account: %w", err)
-	}
 	return a, nil
+}
+
+// maxAccountsPerRead is the most accounts one statement reads.
+const maxAccountsPerRead = 500
+
+// readAccounts reads the accounts of uuids that exist, by indexed point
+// reads, a statement per up to maxAccountsPerRead of them.
+func (s *Store) readAccounts(ctx context.Context, uuids []string) (map[string]account, error) {
+	st, err := s.db.readStmt(ctx, `SELECT uuid, id, version FROM users WHERE uuid IN (`+s.db.dialect.jsonTexts+`)`)
+	if err != nil {
+		return nil, err
+	}
+	found := make(map[string]account, len(uuids))
+	for len(uuids) > 0 {
+		n := min(len(uuids), maxAccountsPerRead)
+		list, err := json.Marshal(uuids[:n])
+		if err != nil {
+			return nil, err
+		}
+		uuids = uuids[n:]
+		rows, err := st.QueryContext(ctx, string(list))
+		if err != nil {
+			return nil, err
+		}
+		for rows.Next() {
+			var uuid string
+			var a account
+			if err := rows.Scan(&uuid, &a.id, &a.version); err != nil {
+				rows.Close()
+				return nil, err
+			}
+			found[uuid] = a
+		}
+		if err := rows.Close(); err != nil {
+			return nil, err
+		}
+		if err := rows.Err(); err != nil {
+			return nil, err
+		}
+	}
+	return found, nil
 }

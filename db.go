@@ -51,6 +51,8 @@ type dialect struct {
 	changeCounter string
 	// byteCollation orders text by its bytes, as Go compares strings.
 	byteCollation string
+	// jsonTexts is a subquery answering the strings of the JSON list $1.
+	jsonTexts string
 }
 
 var (
@@ -60,6 +62,7 @@ var (
 		groupCommit:   true,
 		changeCounter: "PRAGMA data_version",
 		byteCollation: "BINARY",
+		jsonTexts:     "SELECT value FROM json_each($1)",
 	}
 	postgresDialect = dialect{
 		name:           "postgres",
@@ -67,6 +70,7 @@ var (
 		lockRows:       true,
 		lockMigrations: "SELECT pg_advisory_xact_lock(7340521)",
 		byteCollation:  `"C"`,
+		jsonTexts:      "SELECT json_array_elements_text(CAST($1 AS json))",
 	}
 )
 

@@ -28,7 +28,9 @@ const maxCollections = 1000
 type Store struct {
 	db       *db
 	accounts *accountCache // nil: every request reads its account
-	existing existingAccounts
+	// accountReads shares the account reads of concurrent requests.
+	accountReads *freshBatch[string, account]
+	existing     existingAccounts
 	// writable is when Ready last found that a write can begin.
 	writable struct {
 		mu sync.Mutex
@@ -48,7 +50,9 @@ func openStore(ctx context.Context, dsn string, pool poolConfig) (*Store, error)
 		d.Close()
 		return nil, fmt.Errorf("open database: %w", err)
 	}
-	return &Store{db: d, accounts: accounts, existing: existingAccounts{at: map[string]time.Time{}}}, nil
+	s := &Store{db: d, accounts: accounts, existing: existingAccounts{at: map[string]time.Time{}}}
+	s.accountReads = newFreshBatch(s.readAccounts)
+	return s, nil
 }
 
 // Describe names the database for logs, without credentials.
