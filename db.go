@@ -53,6 +53,10 @@ type dialect struct {
 	byteCollation string
 	// jsonTexts is a subquery answering the strings of the JSON list $1.
 	jsonTexts string
+	// writableCTEs is whether one statement can change several tables
+	// (WITH ... UPDATE): a write then takes one round trip instead of a
+	// transaction's several. SQLite cannot, and batches its writes instead.
+	writableCTEs bool
 }
 
 var (
@@ -71,6 +75,7 @@ var (
 		lockMigrations: "SELECT pg_advisory_xact_lock(7340521)",
 		byteCollation:  `"C"`,
 		jsonTexts:      "SELECT json_array_elements_text(CAST($1 AS json))",
+		writableCTEs:   true,
 	}
 )
 
@@ -100,6 +105,9 @@ type db struct {
 	// commits. Both nil where the WAL-index cannot be mapped.
 	wal *walIndex
 	own *ownCommits
+	// oneStmts holds the statements of writeOne, prepared on the writer
+	// pool, by text.
+	oneStmts sync.Map // string -> *sql.Stmt
 	// readStmts holds read queries prepared on the read pool, by text,
 	// so that hot queries are parsed once per connection, not per call.
 	readStmts sync.Map // string -> *sql.Stmt
@@ -268,6 +276,7 @@ func (d *db) Close() error {
 		st.Close()
 	}
 	d.readStmts.Range(func(_, st any) bool { st.(*sql.Stmt).Close(); return true })
+	d.oneStmts.Range(func(_, st any) bool { st.(*sql.Stmt).Close(); return true })
 	var err error
 	for _, p := range d.pools {
 		err = errors.Join(err, p.Close())
@@ -278,18 +287,42 @@ func (d *db) Close() error {
 // readStmt returns query prepared on the read pool, preparing it on
 // first use.
 func (d *db) readStmt(ctx context.Context, query string) (*sql.Stmt, error) {
-	if st, ok := d.readStmts.Load(query); ok {
+	return prepared(ctx, &d.readStmts, d.read, query)
+}
+
+// prepared returns query prepared on pool, preparing it the first time.
+func prepared(ctx context.Context, stmts *sync.Map, pool *sql.DB, query string) (*sql.Stmt, error) {
+	if st, ok := stmts.Load(query); ok {
 		return st.(*sql.Stmt), nil
 	}
-	st, err := d.read.PrepareContext(ctx, query)
+	st, err := pool.PrepareContext(ctx, query)
 	if err != nil {
 		return nil, err
 	}
-	if prev, loaded := d.readStmts.LoadOrStore(query, st); loaded {
+	if prev, loaded := stmts.LoadOrStore(query, st); loaded {
 		st.Close()
 		return prev.(*sql.Stmt), nil
 	}
 	return st, nil
+}
+
+// writeOne runs query, a whole write in one statement, as a transaction
+// of its own (where the dialect has writableCTEs), run again like withTx's
+// when it loses a deadlock; scan reads the row it returns.
+func (d *db) writeOne(ctx context.Context, query string, scan func(*sql.Row) error, args ...any) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	st, err := prepared(ctx, &d.oneStmts, d.write, query)
+	if err != nil {
+		return err
+	}
+	for range maxTxRetries {
+		if err = scan(st.QueryRowContext(ctx, args...)); !isRetryable(err) {
+			return err
+		}
+	}
+	return err
 }
 
 // writeTx is one write in a transaction. Work that runs inside one takes

@@ -349,6 +349,9 @@ func bumpUser(tx *writeTx, userID int64, delta int) (int64, error) {
 // first read (and, on PostgreSQL, lock) the old ones, whose genres leave
 // the user's counts.
 func (s *Store) UpdateCollection(ctx context.Context, userID int64, id string, in collectionInput) (storedCollection, int64, error) {
+	if in.Movies == nil && s.db.dialect.writableCTEs {
+		return s.rename(ctx, userID, id, in)
+	}
 	var movies *string
 	tally := map[string]int{}
 	if in.Movies != nil {
@@ -387,6 +390,34 @@ func (s *Store) UpdateCollection(ctx context.Context, userID int64, id string, i
 	}
 	return c, version, err
 }
+
+// rename is UpdateCollection without movies, in one statement.
+func (s *Store) rename(ctx context.Context, userID int64, id string, in collectionInput) (storedCollection, int64, error) {
+	c := storedCollection{UUID: id}
+	var version int64
+	var movies string
+	err := s.db.writeOne(ctx, renameQuery, func(row *sql.Row) error {
+		return row.Scan(&c.Title, &c.Description, &movies, &version)
+	}, id, userID, in.Title, in.Description)
+	c.Movies = json.RawMessage(movies)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return c, 0, errNotFound
+	case err != nil:
+		return c, 0, fmt.Errorf("update collection: %w", err)
+	}
+	return c, version, nil
+}
+
+// renameQuery is qUpdateCollection without movies, and bumpUser, in one
+// statement, for a dialect with writableCTEs. It locks the collection's
+// row, then the user's, as UpdateCollection's transaction does.
+const renameQuery = `WITH c AS (
+		UPDATE collections SET title = COALESCE($3, title), description = COALESCE($4, description)
+		WHERE uuid = $1 AND user_id = $2 RETURNING title, description, movies),
+	u AS (
+		UPDATE users SET version = version + 1 WHERE id = $2 AND EXISTS (SELECT FROM c) RETURNING version)
+	SELECT c.title, c.description, c.movies, u.version FROM c, u`
 
 // DeleteCollection removes one of the user's collections and returns the
 // user's version it made, or errNotFound.
