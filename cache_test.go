@@ -165,3 +165,40 @@ func TestCachedReadsMatchTheDatabase(t *testing.T) {
 		}
 	})
 }
+
+// TestResponseCacheRenameKeepsTheList: a rename by this process writes the
+// new names into the cached list, which moves on to the new version with
+// the answers the rename left alone.
+func TestResponseCacheRenameKeepsTheList(t *testing.T) {
+	c := newResponseCache(1 << 20)
+	list := &collectionListData{
+		Collections:     []collectionSummary{{UUID: "a", Title: "old", Description: "d"}, {UUID: "b", Title: "B"}},
+		FavouriteGenres: "Drama",
+	}
+	body, _ := marshal(collectionList{IsSuccess: true, Data: *list})
+	c.putList(1, 3, list, body)
+	c.put(1, "a", 3, []byte("A3"))
+	c.put(1, "b", 3, []byte("B3"))
+
+	c.renamed(1, 3, 4, storedCollection{UUID: "a", Title: "new", Description: "e"})
+	got, ok := c.get(1, "", 4)
+	want := `{"is_success":true,"data":{"collections":[{"title":"new","uuid":"a","description":"e"},{"title":"B","uuid":"b","description":""}],"favourite_genres":"Drama"}}`
+	if !ok || string(got) != want {
+		t.Fatalf("list after the rename: %s, %t; want %s", got, ok, want)
+	}
+	if _, ok := c.get(1, "a", 4); ok {
+		t.Error("the renamed collection's old answer was kept")
+	}
+	if got, ok := c.get(1, "b", 4); !ok || string(got) != "B3" {
+		t.Errorf("the other collection's answer: %q, %t", got, ok)
+	}
+	if list.Collections[0].Title != "old" {
+		t.Error("the rename changed the list an earlier answer said")
+	}
+
+	// From a version the cache is not at, nothing is written in.
+	c.renamed(1, 7, 8, storedCollection{UUID: "b", Title: "elsewhere"})
+	if _, ok := c.get(1, "", 8); ok {
+		t.Error("a list was made up for a version whose predecessor was never cached")
+	}
+}

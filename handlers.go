@@ -285,7 +285,11 @@ func (s *server) cached(w http.ResponseWriter, r *http.Request, acct account, id
 	if err != nil {
 		return err
 	}
-	s.cache.put(acct.id, id, acct.version, body)
+	if list, ok := v.(collectionList); ok {
+		s.cache.putList(acct.id, acct.version, &list.Data, body)
+	} else {
+		s.cache.put(acct.id, id, acct.version, body)
+	}
 	return writeJSON(w, http.StatusOK, body)
 }
 
@@ -325,8 +329,12 @@ func (s *server) handleCollectionUpdate(w http.ResponseWriter, r *http.Request, 
 	if err != nil {
 		return err
 	}
+	if in.Movies == nil {
+		s.cache.renamed(acct.id, version-1, version, c)
+	} else {
+		s.cache.advance(acct.id, version-1, version, id)
+	}
 	// The answer is GET's at the version this write made.
-	s.cache.advance(acct.id, version-1, version, id)
 	s.cache.put(acct.id, id, version, body)
 	return writeJSON(w, http.StatusOK, body)
 }
