@@ -108,22 +108,15 @@ func (c *counter) Start(ctx context.Context) error {
 
 func (c *counter) loop() {
 	defer close(c.done)
-	t := time.NewTicker(c.interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-c.stop:
-			return
-		case <-t.C:
-			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-			if err := c.flush(ctx); err != nil {
-				// The count stays pending and goes with the next flush.
-				c.metrics.flushFailures.Inc()
-				c.logger.Warn("persist request count failed; will retry", "err", err)
-			}
-			cancel()
+	every(c.interval, c.stop, func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := c.flush(ctx); err != nil {
+			// The count stays pending and goes with the next flush.
+			c.metrics.flushFailures.Inc()
+			c.logger.Warn("persist request count failed; will retry", "err", err)
 		}
-	}
+	})
 }
 
 // Stop ends the background flushes and persists what is pending, retrying

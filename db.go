@@ -88,8 +88,8 @@ type db struct {
 	// failing with SQLITE_BUSY; for PostgreSQL it is the same pool as read.
 	write *sql.DB
 	read  *sql.DB
-	// pools is every distinct pool, to close.
-	pools []*sql.DB
+	// pools is every distinct pool, by name, to close.
+	pools map[string]*sql.DB
 	desc  string
 	// file is the SQLite file as opened, to tell when its path no longer
 	// leads to it; nil for PostgreSQL.
@@ -105,6 +105,9 @@ type db struct {
 	// commits. Both nil where the WAL-index cannot be mapped.
 	wal *walIndex
 	own *ownCommits
+	// checkpoints is SQLite's connection for the checkpointer.
+	checkpoints  *sql.DB
+	checkpointer *checkpointer
 	// oneStmts holds the statements of writeOne, prepared on the writer
 	// pool, by text.
 	oneStmts sync.Map // string -> *sql.Stmt
@@ -155,6 +158,9 @@ func openDB(ctx context.Context, dsn string, pool poolConfig) (*db, error) {
 	if d.dialect.groupCommit {
 		d.writer = newGroupCommit(d, maxWriteBatch)
 	}
+	if d.checkpoints != nil {
+		d.checkpointer = startCheckpointer(d.checkpoints, checkpointEvery)
+	}
 	return d, nil
 }
 
@@ -194,7 +200,8 @@ func openSQLite(path string, pool poolConfig) (*db, error) {
 	base := "file:" + (&url.URL{Path: path}).EscapedPath() +
 		fmt.Sprintf("?_pragma=busy_timeout(%d)", busy.Milliseconds()) +
 		"&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_pragma=foreign_keys(ON)"
-	write, err := sql.Open("sqlite", base+"&_txlock=immediate")
+	write, err := sql.Open("sqlite", base+"&_txlock=immediate"+
+		fmt.Sprintf("&_pragma=wal_autocheckpoint(%d)", writerCheckpointPages))
 	if err != nil {
 		return nil, err
 	}
@@ -217,7 +224,15 @@ func openSQLite(path string, pool poolConfig) (*db, error) {
 	read.SetMaxIdleConns(n + 1)
 	read.SetConnMaxLifetime(0)
 	read.SetConnMaxIdleTime(0)
-	d := &db{dialect: sqliteDialect, write: write, read: read, pools: []*sql.DB{write, read}, desc: "sqlite:" + path, filePath: path}
+	checkpoints, err := sql.Open("sqlite", base)
+	if err != nil {
+		write.Close()
+		read.Close()
+		return nil, err
+	}
+	checkpoints.SetMaxOpenConns(1)
+	d := &db{dialect: sqliteDialect, write: write, read: read, pools: map[string]*sql.DB{"write": write, "read": read, "checkpoint": checkpoints}, desc: "sqlite:" + path, filePath: path}
+	d.checkpoints = checkpoints
 	// Open the file now, to know which file it is.
 	if err := write.Ping(); err != nil {
 		d.Close()
@@ -252,7 +267,7 @@ func openPostgres(dsn string, pool poolConfig) (*db, error) {
 	conn.SetConnMaxLifetime(pool.MaxLifetime)
 	conn.SetConnMaxIdleTime(pool.MaxIdleTime)
 	// Describe the database without its password.
-	return &db{dialect: postgresDialect, write: conn, read: conn, pools: []*sql.DB{conn}, desc: "postgres://" + u.Host + u.Path}, nil
+	return &db{dialect: postgresDialect, write: conn, read: conn, pools: map[string]*sql.DB{"pool": conn}, desc: "postgres://" + u.Host + u.Path}, nil
 }
 
 // Describe names the database for logs, without credentials.
@@ -267,6 +282,7 @@ func (d *db) Close() error {
 	if d.writer != nil {
 		d.writer.close()
 	}
+	d.checkpointer.close()
 	for _, st := range d.writeStmts {
 		if st != nil {
 			st.Close()

@@ -160,11 +160,7 @@ func newApp(ctx context.Context, cfg config, logger *slog.Logger) (*app, error) 
 		return nil, err
 	}
 	m := newMetrics()
-	for i, p := range store.db.pools {
-		name := "pool" // PostgreSQL: one pool for reads and writes
-		if len(store.db.pools) == 2 {
-			name = []string{"write", "read"}[i]
-		}
+	for name, p := range store.db.pools {
 		m.registerDB(name, p)
 	}
 	ctr := newCounter(store, cfg.CounterFlushInterval, logger)
