@@ -399,10 +399,6 @@ func (t *writeTx) queryRow(q writeQuery, args ...any) *sql.Row {
 	return t.stmt(q).QueryRowContext(t.ctx, args...)
 }
 
-func (t *writeTx) query(q writeQuery, args ...any) (*sql.Rows, error) {
-	return t.stmt(q).QueryContext(t.ctx, args...)
-}
-
 // checkFile returns errDatabaseGone when the SQLite file this database
 // opened is no longer at its path. One stat call.
 func (d *db) checkFile() error {
