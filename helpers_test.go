@@ -79,7 +79,7 @@ func newTestApp(t testing.TB, opts ...func(*appOptions)) *testApp {
 	if err != nil {
 		t.Fatalf("config: %v", err)
 	}
-	a, err := newApp(context.Background(), cfg, slog.New(slog.NewTextHandler(o.logs, nil)))
+	a, err := newApp(context.Background(), cfg, slog.New(slog.NewTextHandler(o.logs, nil)), nil)
 	if err != nil {
 		t.Fatalf("start app: %v", err)
 	}

@@ -42,7 +42,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	defer logOut.Close()
 	logger := slog.New(slog.NewJSONHandler(logOut, &slog.HandlerOptions{Level: cfg.LogLevel}))
 
-	a, err := newApp(ctx, cfg, logger)
+	a, err := newApp(ctx, cfg, logger, logOut)
 	if err != nil {
 		return err
 	}
@@ -147,7 +147,9 @@ type app struct {
 
 // newApp opens the database and builds everything the handler needs. The
 // request counter's background persistence starts here; close stops it.
-func newApp(ctx context.Context, cfg config, logger *slog.Logger) (*app, error) {
+// jsonOut, when not nil, is where logger writes its JSON lines: access
+// lines are then written there directly (see accessLog).
+func newApp(ctx context.Context, cfg config, logger *slog.Logger, jsonOut io.Writer) (*app, error) {
 	// Every line logged with a request's context carries its ID.
 	logger = slog.New(withRequestID(logger.Handler()))
 	store, err := openStore(ctx, cfg.DatabaseURL, cfg.Pool)
@@ -183,6 +185,7 @@ func newApp(ctx context.Context, cfg config, logger *slog.Logger) (*app, error) 
 	a := &app{store: store, auth: auth, counter: ctr, catalogue: cat, metrics: m}
 	a.server = &server{
 		logger:    logger,
+		access:    accessLog{logger: logger, out: jsonOut},
 		store:     store,
 		auth:      auth,
 		counter:   ctr,

@@ -19,6 +19,7 @@ const maxBodyBytes = 1 << 20
 // server holds what the handlers need.
 type server struct {
 	logger    *slog.Logger
+	access    accessLog
 	store     *Store
 	auth      *authenticator
 	counter   *counter
@@ -255,7 +256,7 @@ func (s *server) logRequests(next http.Handler) http.Handler {
 				}
 			}
 			d := time.Since(start)
-			logAccess(s.logger, r, ar, d)
+			s.access.write(r, ar, start, d)
 			s.metrics.observe(r.Method, r.Pattern, ar.code(), d)
 		}()
 		next.ServeHTTP(ar, r)
