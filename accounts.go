@@ -151,6 +151,7 @@ type accountCache struct {
 
 	mu      sync.RWMutex
 	entries map[string]accountEntry
+	uuids   map[int64]string // the UUID of each entry's account, by id
 }
 
 type accountEntry struct {
@@ -178,7 +179,8 @@ func newAccountCache(ctx context.Context, d *db) (*accountCache, error) {
 		conn.Close()
 		return nil, err
 	}
-	c := &accountCache{conn: conn, stmt: stmt, max: maxCachedAccounts, entries: map[string]accountEntry{}, wal: d.wal}
+	c := &accountCache{conn: conn, stmt: stmt, max: maxCachedAccounts, wal: d.wal,
+		entries: map[string]accountEntry{}, uuids: map[int64]string{}}
 	c.changes = newFreshRead(func(ctx context.Context) (v int64, err error) {
 		err = c.stmt.QueryRowContext(ctx).Scan(&v)
 		return v, err
@@ -232,10 +234,32 @@ func (s *Store) Account(ctx context.Context, uuid string) (account, error) {
 	c.mu.Lock()
 	if len(c.entries) >= c.max {
 		clear(c.entries)
+		clear(c.uuids)
 	}
 	c.entries[uuid] = accountEntry{acct: a, seen: seen, epoch: epoch, seq: seq}
+	c.uuids[a.id] = uuid
 	c.mu.Unlock()
 	return a, nil
+}
+
+// wrote records the versions a commit of this process left users at,
+// stamped with what ownCommits knew right after it: the entries of those
+// users stay served until anything else touches them, instead of each
+// going back to the database once. Only entries of accounts read before
+// are written, and never back to an older version.
+func (c *accountCache) wrote(st commitStamp, versions []userVersion) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, v := range versions {
+		uuid, ok := c.uuids[v.id]
+		if !ok {
+			continue
+		}
+		if e, ok := c.entries[uuid]; ok && e.acct.version >= v.version {
+			continue
+		}
+		c.entries[uuid] = accountEntry{acct: account(v), seen: st.key, epoch: st.epoch, seq: st.seq}
+	}
 }
 
 // accountRecheck is how long an account known to exist is taken to still

@@ -16,8 +16,10 @@ import (
 //
 // A write made by this process knows what it changed, and the version it
 // moved the user to; when the user's answers are at the version just
-// before, the ones it left alone move on with it (advance), and a rename
-// is written into the cached list (renamed).
+// before, the ones it left alone move on with it (advance), and the list
+// takes the change in: a rename (renamed), a new collection and the
+// genre counts it moved (created). The list is kept as data, read at
+// exactly its version, and rendered by the next request that reads it.
 type responseCache struct {
 	mu       sync.RWMutex
 	users    map[int64]*userAnswers
@@ -30,7 +32,27 @@ type responseCache struct {
 type userAnswers struct {
 	version int64
 	bodies  map[string][]byte
-	list    *collectionListData // what bodies[""] says, when known
+	// list is the user's list at exactly version, when known; bodies[""]
+	// is it rendered, when it has been since the last change.
+	list      *cachedList
+	listBytes int // what list is counted as in size
+}
+
+// cachedList is what GET /collection/ says, as data: the collections,
+// oldest first, and the top three genre counts, ranked.
+type cachedList struct {
+	collections []collectionSummary
+	top         []genreCount
+}
+
+// data is the list as GET /collection/ shows it.
+func (l *cachedList) data() collectionListData {
+	return collectionListData{Collections: l.collections, FavouriteGenres: favouriteGenres(l.top)}
+}
+
+// summaryBytes is about what one collection of a cached list holds.
+func summaryBytes(s collectionSummary) int {
+	return len(s.UUID) + len(s.Title) + len(s.Description) + 64
 }
 
 func newResponseCache(maxBytes int) *responseCache {
@@ -53,6 +75,21 @@ func (c *responseCache) get(userID int64, id string, version int64) ([]byte, boo
 	return body, ok
 }
 
+// listAt returns a copy of the user's list as cached at version, to
+// render, if there is one.
+func (c *responseCache) listAt(userID, version int64) (*cachedList, bool) {
+	if c == nil {
+		return nil, false
+	}
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	u := c.users[userID]
+	if u == nil || u.version != version || u.list == nil {
+		return nil, false
+	}
+	return &cachedList{collections: slices.Clone(u.list.collections), top: slices.Clone(u.list.top)}, true
+}
+
 // put caches body for the user's collection id as read at version. An
 // answer older than the user's others is not kept; a newer one drops
 // them. When the cache is full it starts over: simpler than an LRU, and a
@@ -62,9 +99,19 @@ func (c *responseCache) put(userID int64, id string, version int64, body []byte)
 	c.putAnswer(userID, id, version, body, nil)
 }
 
-// putAnswer is put, with what the list says when id is "".
-func (c *responseCache) putAnswer(userID int64, id string, version int64, body []byte, list *collectionListData) {
-	if c == nil || len(body) > c.maxBytes/4 {
+// putList caches the user's list, read at exactly version, and body,
+// which renders it. The cache keeps list; the caller must not change it.
+func (c *responseCache) putList(userID, version int64, list *cachedList, body []byte) {
+	c.putAnswer(userID, "", version, body, list)
+}
+
+// putAnswer is put, with the list when id is "".
+func (c *responseCache) putAnswer(userID int64, id string, version int64, body []byte, list *cachedList) {
+	cost := len(body)
+	if list != nil {
+		cost *= 2 // the body, and about as much again for the data
+	}
+	if c == nil || cost > c.maxBytes/4 {
 		return // an answer that would crowd out the others is not kept
 	}
 	c.mu.Lock()
@@ -77,7 +124,7 @@ func (c *responseCache) putAnswer(userID int64, id string, version int64, body [
 		c.dropAll(u)
 		u.version = version
 	}
-	if c.size+len(body) > c.maxBytes {
+	if c.size+cost > c.maxBytes {
 		clear(c.users)
 		c.size = 0
 		u = nil
@@ -89,8 +136,9 @@ func (c *responseCache) putAnswer(userID int64, id string, version int64, body [
 	c.drop(u, id)
 	u.bodies[id] = body
 	c.size += len(body)
-	if id == "" {
-		u.list = list
+	if list != nil {
+		u.list, u.listBytes = list, cost-len(body)
+		c.size += u.listBytes
 	}
 }
 
@@ -120,50 +168,83 @@ func (c *responseCache) advanceLocked(u *userAnswers, to int64, changed ...strin
 	}
 }
 
-// putList caches the user's list, read at version: body, which says list.
-func (c *responseCache) putList(userID, version int64, list *collectionListData, body []byte) {
-	c.putAnswer(userID, "", version, body, list)
-}
-
 // renamed records that a write of this process moved the user from
 // version from to version to by giving collection r its title and
 // description: the user's other answers at from stay true at to, and so
-// does the cached list with r's new names written in. (A rename changes
-// neither the order of the list nor the favourite genres; a list that
-// holds later writes than from is still true with them.)
+// does the list with r's new names in it. (A rename changes neither the
+// order of the list nor the favourite genres.)
 func (c *responseCache) renamed(userID, from, to int64, r storedCollection) {
+	c.changeList(userID, from, to, r.UUID, func(l *cachedList) (int, bool) {
+		i := slices.IndexFunc(l.collections, func(s collectionSummary) bool { return s.UUID == r.UUID })
+		if i < 0 {
+			return 0, false
+		}
+		s := &l.collections[i]
+		grown := len(r.Title) + len(r.Description) - len(s.Title) - len(s.Description)
+		s.Title, s.Description = r.Title, r.Description
+		return grown, true
+	})
+}
+
+// created records that a write of this process moved the user from
+// version from to version to by creating collection s, which left the
+// genres it carries at the counts given: the user's other answers at from
+// stay true at to, and so does the list with s last and the top genres
+// ranked anew. (The counts only grew, so a genre outside the old top
+// three that this write did not touch stays outside.)
+func (c *responseCache) created(userID, from, to int64, s collectionSummary, counts map[string]int) {
+	c.changeList(userID, from, to, "", func(l *cachedList) (int, bool) {
+		l.collections = append(l.collections, s)
+		merged := make([]genreCount, 0, len(l.top)+len(counts))
+		for _, g := range l.top {
+			if _, ok := counts[g.Genre]; !ok {
+				merged = append(merged, g)
+			}
+		}
+		for g, n := range counts {
+			merged = append(merged, genreCount{Genre: g, N: n})
+		}
+		l.top = topGenres(merged)
+		return summaryBytes(s), true
+	})
+}
+
+// changeList moves the user from version from to version to, without the
+// answer for collection changed ("": none), and changes the cached list
+// with change, which tells how many bytes the list grew by; the list is
+// dropped if change cannot make it true at to.
+func (c *responseCache) changeList(userID, from, to int64, changed string, change func(*cachedList) (int, bool)) {
 	if c == nil {
 		return
 	}
-	c.mu.RLock()
-	var list *collectionListData
-	if u := c.users[userID]; u != nil && u.version == from {
-		list = u.list
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	u := c.users[userID]
+	if u == nil || u.version != from {
+		return
 	}
-	c.mu.RUnlock()
-	c.advance(userID, from, to, r.UUID)
+	list, listBytes := u.list, u.listBytes
+	c.advanceLocked(u, to, changed) // drops the list, and its bytes
 	if list == nil {
 		return
 	}
-	i := slices.IndexFunc(list.Collections, func(s collectionSummary) bool { return s.UUID == r.UUID })
-	if i < 0 {
+	grown, ok := change(list)
+	if !ok || c.size+listBytes+grown > c.maxBytes {
 		return
 	}
-	patched := &collectionListData{Collections: slices.Clone(list.Collections), FavouriteGenres: list.FavouriteGenres}
-	patched.Collections[i].Title, patched.Collections[i].Description = r.Title, r.Description
-	if body, err := marshal(collectionList{IsSuccess: true, Data: *patched}); err == nil {
-		c.putList(userID, to, patched, body)
-	}
+	u.list, u.listBytes = list, listBytes+grown
+	c.size += u.listBytes
 }
 
-// drop forgets u's answer for id.
+// drop forgets u's answer for id, and the list with the list's answer.
 func (c *responseCache) drop(u *userAnswers, id string) {
 	if body, ok := u.bodies[id]; ok {
 		c.size -= len(body)
 		delete(u.bodies, id)
 	}
-	if id == "" {
-		u.list = nil
+	if id == "" && u.list != nil {
+		c.size -= u.listBytes
+		u.list, u.listBytes = nil, 0
 	}
 }
 
@@ -172,4 +253,5 @@ func (c *responseCache) dropAll(u *userAnswers) {
 	for id := range u.bodies {
 		c.drop(u, id)
 	}
+	c.drop(u, "")
 }

@@ -85,6 +85,7 @@ func TestResponseCacheVersions(t *testing.T) {
 				for _, b := range u.bodies {
 					size += len(b)
 				}
+				size += u.listBytes
 			}
 			if size != c.size {
 				t.Errorf("size %d, but the answers hold %d bytes", c.size, size)
@@ -107,7 +108,7 @@ func TestCachedReadsMatchTheDatabase(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		genres := []string{"Drama", "Comedy", "Horror", "War"}
+		genres := []string{"Drama", "Comedy", "Horror", "War", "Crime", "Musical"}
 		movies := func(rng *rand.Rand) []movie {
 			m := make([]movie, rng.IntN(3))
 			for i := range m {
@@ -135,7 +136,7 @@ func TestCachedReadsMatchTheDatabase(t *testing.T) {
 					deleted = append(deleted, id)
 				}
 			}
-			list, counts, err := apps[0].store.Collections(ctx, acct.ID)
+			list, counts, _, err := apps[0].store.Collections(ctx, acct.ID)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -166,25 +167,41 @@ func TestCachedReadsMatchTheDatabase(t *testing.T) {
 	})
 }
 
-// TestResponseCacheRenameKeepsTheList: a rename by this process writes the
-// new names into the cached list, which moves on to the new version with
-// the answers the rename left alone.
-func TestResponseCacheRenameKeepsTheList(t *testing.T) {
+// TestResponseCacheWritesKeepTheList: a rename or a create by this
+// process writes the change into the cached list, which moves on to the
+// new version with the answers the write left alone, and is rendered by
+// the next read.
+func TestResponseCacheWritesKeepTheList(t *testing.T) {
 	c := newResponseCache(1 << 20)
-	list := &collectionListData{
-		Collections:     []collectionSummary{{UUID: "a", Title: "old", Description: "d"}, {UUID: "b", Title: "B"}},
-		FavouriteGenres: "Drama",
+	list := &cachedList{
+		collections: []collectionSummary{{UUID: "a", Title: "old", Description: "d"}, {UUID: "b", Title: "B"}},
+		top:         []genreCount{{"Drama", 3}, {"War", 2}, {"Crime", 1}},
 	}
-	body, _ := marshal(collectionList{IsSuccess: true, Data: *list})
-	c.putList(1, 3, list, body)
+	c.putList(1, 3, list, []byte("list at 3"))
 	c.put(1, "a", 3, []byte("A3"))
 	c.put(1, "b", 3, []byte("B3"))
 
+	// render is what the next read of the list answers at version.
+	render := func(version int64) (collectionListData, bool) {
+		t.Helper()
+		if body, ok := c.get(1, "", version); ok {
+			t.Fatalf("the list's old body %q is served at version %d", body, version)
+		}
+		l, ok := c.listAt(1, version)
+		if !ok {
+			return collectionListData{}, false
+		}
+		return l.data(), true
+	}
+
 	c.renamed(1, 3, 4, storedCollection{UUID: "a", Title: "new", Description: "e"})
-	got, ok := c.get(1, "", 4)
-	want := `{"is_success":true,"data":{"collections":[{"title":"new","uuid":"a","description":"e"},{"title":"B","uuid":"b","description":""}],"favourite_genres":"Drama"}}`
-	if !ok || string(got) != want {
-		t.Fatalf("list after the rename: %s, %t; want %s", got, ok, want)
+	got, ok := render(4)
+	want := collectionListData{
+		Collections:     []collectionSummary{{UUID: "a", Title: "new", Description: "e"}, {UUID: "b", Title: "B"}},
+		FavouriteGenres: "Drama, War, Crime",
+	}
+	if !ok || !reflect.DeepEqual(got, want) {
+		t.Fatalf("list after the rename: %+v, %t; want %+v", got, ok, want)
 	}
 	if _, ok := c.get(1, "a", 4); ok {
 		t.Error("the renamed collection's old answer was kept")
@@ -192,13 +209,58 @@ func TestResponseCacheRenameKeepsTheList(t *testing.T) {
 	if got, ok := c.get(1, "b", 4); !ok || string(got) != "B3" {
 		t.Errorf("the other collection's answer: %q, %t", got, ok)
 	}
-	if list.Collections[0].Title != "old" {
-		t.Error("the rename changed the list an earlier answer said")
+
+	// A create that moved Comedy past War and Crime, and Drama on.
+	c.created(1, 4, 5, collectionSummary{UUID: "c", Title: "C"}, map[string]int{"Comedy": 3, "Drama": 4})
+	got, ok = render(5)
+	want.Collections = append(want.Collections, collectionSummary{UUID: "c", Title: "C"})
+	want.FavouriteGenres = "Drama, Comedy, War"
+	if !ok || !reflect.DeepEqual(got, want) {
+		t.Fatalf("list after the create: %+v, %t; want %+v", got, ok, want)
+	}
+	if got, ok := c.get(1, "b", 5); !ok || string(got) != "B3" {
+		t.Errorf("the other collection's answer after the create: %q, %t", got, ok)
 	}
 
 	// From a version the cache is not at, nothing is written in.
 	c.renamed(1, 7, 8, storedCollection{UUID: "b", Title: "elsewhere"})
-	if _, ok := c.get(1, "", 8); ok {
-		t.Error("a list was made up for a version whose predecessor was never cached")
+	c.created(1, 8, 9, collectionSummary{UUID: "d"}, nil)
+	for v := int64(6); v <= 9; v++ {
+		if _, ok := render(v); ok {
+			t.Errorf("a list was made up for version %d, whose predecessor was never cached", v)
+		}
+	}
+}
+
+// TestCreatedRanksGenresAsARecount: however creates move the genre
+// counts, the top three the cached list keeps name what a recount of
+// every genre names.
+func TestCreatedRanksGenresAsARecount(t *testing.T) {
+	genres := []string{"Action", "Comedy", "Crime", "Drama", "Horror", "Musical", "War", "Western"}
+	rng := rand.New(rand.NewPCG(5, 6))
+	for run := range 200 {
+		c := newResponseCache(1 << 20)
+		counts := map[string]int{}
+		c.putList(1, 1, &cachedList{collections: []collectionSummary{}}, []byte("empty"))
+		for v := int64(1); v <= 20; v++ {
+			touched := map[string]int{}
+			for range rng.IntN(4) {
+				g := genres[rng.IntN(len(genres))]
+				counts[g] += 1 + rng.IntN(2)
+				touched[g] = counts[g]
+			}
+			c.created(1, v, v+1, collectionSummary{UUID: fmt.Sprint(v)}, touched)
+			var all []genreCount
+			for g, n := range counts {
+				all = append(all, genreCount{g, n})
+			}
+			l, ok := c.listAt(1, v+1)
+			if !ok {
+				t.Fatalf("run %d: no list at version %d", run, v+1)
+			}
+			if got, want := favouriteGenres(l.top), favouriteGenres(all); got != want {
+				t.Fatalf("run %d, version %d: favourite genres %q, a recount says %q (counts %v)", run, v+1, got, want, counts)
+			}
+		}
 	}
 }

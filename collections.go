@@ -258,6 +258,19 @@ func tallyGenres(tally map[string]int, movies []movie, sign int) {
 	}
 }
 
+// topGenres returns the three genres of counts that favouriteGenres
+// names, in its order.
+func topGenres(counts []genreCount) []genreCount {
+	ranked := slices.DeleteFunc(slices.Clone(counts), func(c genreCount) bool { return c.N <= 0 })
+	slices.SortFunc(ranked, func(a, b genreCount) int {
+		if c := cmp.Compare(b.N, a.N); c != 0 {
+			return c
+		}
+		return strings.Compare(a.Genre, b.Genre)
+	})
+	return ranked[:min(3, len(ranked))]
+}
+
 // genreCount is how many movie entries carry one genre.
 type genreCount struct {
 	Genre string
@@ -267,16 +280,8 @@ type genreCount struct {
 // favouriteGenres returns the top three genres: most frequent first, ties
 // by name (A→Z), joined with ", "; "" when there are none.
 func favouriteGenres(counts []genreCount) string {
-	ranked := slices.Clone(counts)
-	ranked = slices.DeleteFunc(ranked, func(c genreCount) bool { return c.N <= 0 })
-	slices.SortFunc(ranked, func(a, b genreCount) int {
-		if c := cmp.Compare(b.N, a.N); c != 0 {
-			return c
-		}
-		return strings.Compare(a.Genre, b.Genre)
-	})
 	var sb strings.Builder
-	for i, c := range ranked[:min(3, len(ranked))] {
+	for i, c := range topGenres(counts) {
 		if i > 0 {
 			sb.WriteString(", ")
 		}

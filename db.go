@@ -341,64 +341,6 @@ func (d *db) writeOne(ctx context.Context, query string, scan func(*sql.Row) err
 	return err
 }
 
-// writeTx is one write in a transaction. Work that runs inside one takes
-// a *writeTx, not the store, so it cannot reach the writer pool by
-// mistake: on SQLite that pool is the one connection the transaction
-// already holds, and a second use of it would wait until the context ends.
-// Its statements run on the transaction's own context, not the caller's:
-// a client hanging up half-way through a statement must not roll back the
-// other writes committed with it (see groupCommit).
-type writeTx struct {
-	tx  *sql.Tx
-	db  *db // for its prepared statements only
-	ctx context.Context
-	// touched lists the users whose rows the transaction changes, for
-	// ownCommits; shared by the writes of one batch.
-	touched *[]int64
-}
-
-// touch records that the transaction changes user id's row.
-func (t *writeTx) touch(id int64) {
-	if t.touched != nil {
-		*t.touched = append(*t.touched, id)
-	}
-}
-
-// stmt returns q bound to this transaction.
-func (t *writeTx) stmt(q writeQuery) *sql.Stmt {
-	return t.tx.StmtContext(t.ctx, t.db.writeStmts[q])
-}
-
-// execRows writes rows (each of q.cols values) with as few statements of
-// q as the prepared sizes allow.
-func (t *writeTx) execRows(q *rowsQuery, rows [][]any) error {
-	args := make([]any, 0, min(len(rows), maxRowsPerStatement)*q.cols)
-	for len(rows) > 0 {
-		n := maxRowsPerStatement
-		for n > len(rows) {
-			n /= 2
-		}
-		args = args[:0]
-		for _, r := range rows[:n] {
-			args = append(args, r...)
-		}
-		if _, err := t.tx.StmtContext(t.ctx, t.db.rowStmts[rowsKey{q, n}]).ExecContext(t.ctx, args...); err != nil {
-			return err
-		}
-		rows = rows[n:]
-	}
-	return nil
-}
-
-func (t *writeTx) exec(q writeQuery, args ...any) error {
-	_, err := t.stmt(q).ExecContext(t.ctx, args...)
-	return err
-}
-
-func (t *writeTx) queryRow(q writeQuery, args ...any) *sql.Row {
-	return t.stmt(q).QueryRowContext(t.ctx, args...)
-}
-
 // checkFile returns errDatabaseGone when the SQLite file this database
 // opened is no longer at its path. One stat call.
 func (d *db) checkFile() error {

@@ -154,13 +154,14 @@ func runAlone(ctx context.Context, d *db, fn func(*writeTx) error) error {
 	defer tx.Rollback()
 	key, keyOK := d.own.before()
 	var touched []int64
-	if err := fn(&writeTx{tx: tx, db: d, ctx: ctx, touched: &touched}); err != nil {
+	var versions []userVersion
+	if err := fn(&writeTx{tx: tx, db: d, ctx: ctx, touched: &touched, versions: &versions}); err != nil {
 		return err
 	}
 	if err := tx.Commit(); err != nil {
 		return err
 	}
-	d.own.committed(key, keyOK, touched)
+	d.own.committed(key, keyOK, touched, versions)
 	return nil
 }
 
@@ -177,15 +178,17 @@ func (g *groupCommit) together(batch []*writeRequest) error {
 	defer tx.Rollback()
 	key, keyOK := g.db.own.before()
 	var touched []int64
+	var versions, mine []userVersion
 	for _, req := range batch {
 		if _, err := tx.ExecContext(ctx, "SAVEPOINT w"); err != nil {
 			return fmt.Errorf("savepoint: %w", err)
 		}
-		req.err = req.fn(&writeTx{tx: tx, db: g.db, ctx: ctx, touched: &touched})
-		if req.err != nil {
-			if _, err := tx.ExecContext(ctx, "ROLLBACK TO SAVEPOINT w"); err != nil {
-				return errors.Join(req.err, fmt.Errorf("roll back to savepoint: %w", err))
-			}
+		mine = mine[:0]
+		req.err = req.fn(&writeTx{tx: tx, db: g.db, ctx: ctx, touched: &touched, versions: &mine})
+		if req.err == nil {
+			versions = append(versions, mine...)
+		} else if _, err := tx.ExecContext(ctx, "ROLLBACK TO SAVEPOINT w"); err != nil {
+			return errors.Join(req.err, fmt.Errorf("roll back to savepoint: %w", err))
 		}
 		if _, err := tx.ExecContext(ctx, "RELEASE SAVEPOINT w"); err != nil {
 			return fmt.Errorf("release savepoint: %w", err)
@@ -194,6 +197,6 @@ func (g *groupCommit) together(batch []*writeRequest) error {
 	if err := tx.Commit(); err != nil {
 		return err
 	}
-	g.db.own.committed(key, keyOK, touched)
+	g.db.own.committed(key, keyOK, touched, versions)
 	return nil
 }

@@ -228,7 +228,7 @@ func (s *server) handleCollectionCreate(w http.ResponseWriter, r *http.Request, 
 	if in.Movies != nil {
 		c.Movies = *in.Movies
 	}
-	version, err := s.store.CreateCollection(r.Context(), acct.id, c)
+	version, counts, err := s.store.CreateCollection(r.Context(), acct.id, c)
 	if errors.Is(err, errNoSuchUser) {
 		return errUnauthorized
 	}
@@ -238,7 +238,7 @@ func (s *server) handleCollectionCreate(w http.ResponseWriter, r *http.Request, 
 	if err != nil {
 		return err
 	}
-	s.cache.advance(acct.id, version-1, version)
+	s.cache.created(acct.id, version-1, version, collectionSummary{Title: c.Title, UUID: c.UUID, Description: c.Description}, counts)
 	return encode(w, http.StatusCreated, collectionCreated{c.UUID})
 }
 
@@ -253,22 +253,32 @@ type collectionListData struct {
 	FavouriteGenres string              `json:"favourite_genres"`
 }
 
-// handleCollectionList serves GET /collection/.
+// handleCollectionList serves GET /collection/: the body cached at the
+// user's version, or the list cached there rendered, or else the list read
+// from the database, which is cached at the version it was read at.
 func (s *server) handleCollectionList(w http.ResponseWriter, r *http.Request, acct account) error {
-	return s.cached(w, r, acct, "", func() (any, error) {
-		list, genres, err := s.store.Collections(r.Context(), acct.id)
+	if body, ok := s.cache.get(acct.id, "", acct.version); ok {
+		return writeJSON(w, http.StatusOK, body)
+	}
+	list, ok := s.cache.listAt(acct.id, acct.version)
+	version := acct.version
+	if !ok {
+		collections, genres, v, err := s.store.Collections(r.Context(), acct.id)
 		if err != nil {
-			return nil, err
+			return err
 		}
-		return collectionList{
-			IsSuccess: true,
-			Data:      collectionListData{Collections: list, FavouriteGenres: favouriteGenres(genres)},
-		}, nil
-	})
+		list, version = &cachedList{collections: collections, top: topGenres(genres)}, v
+	}
+	body, err := marshal(collectionList{IsSuccess: true, Data: list.data()})
+	if err != nil {
+		return err
+	}
+	s.cache.putList(acct.id, version, list, body)
+	return writeJSON(w, http.StatusOK, body)
 }
 
 // cached answers 200 with the body cached for the user's collection id
-// ("": the list) at the user's version, or else with load's value, which
+// at the user's version, or else with load's value, which
 // it caches at that version. The version was read when the request
 // began, before the data: a write landing in between makes the entry
 // stale at once, never stale data look current. Another user's write, or
@@ -285,11 +295,7 @@ func (s *server) cached(w http.ResponseWriter, r *http.Request, acct account, id
 	if err != nil {
 		return err
 	}
-	if list, ok := v.(collectionList); ok {
-		s.cache.putList(acct.id, acct.version, &list.Data, body)
-	} else {
-		s.cache.put(acct.id, id, acct.version, body)
-	}
+	s.cache.put(acct.id, id, acct.version, body)
 	return writeJSON(w, http.StatusOK, body)
 }
 

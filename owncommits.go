@@ -28,6 +28,10 @@ type ownCommits struct {
 	epoch   int64           // moves when another process's commit is seen
 	seq     int64           // our commits so far
 	touched map[int64]int64 // user id → seq of our last commit that touched it
+
+	// accounts, when set, learns the versions our commits leave users
+	// at (accountCache.wrote). Set before the first write.
+	accounts *accountCache
 }
 
 // maxTouched bounds the touched users remembered; past it, the epoch
@@ -47,13 +51,13 @@ func (o *ownCommits) before() (key int64, ok bool) {
 }
 
 // committed records a commit of ours that found key before it (ok false:
-// unknown) and touched users.
-func (o *ownCommits) committed(key int64, ok bool, users []int64) {
+// unknown) and touched users, and tells the account cache the versions
+// its writes left users at.
+func (o *ownCommits) committed(key int64, ok bool, users []int64, versions []userVersion) {
 	if o == nil {
 		return
 	}
 	o.mu.Lock()
-	defer o.mu.Unlock()
 	o.seq++
 	if !ok || !o.lastOK || key != o.last {
 		o.epoch++ // another process committed since our last commit
@@ -67,6 +71,19 @@ func (o *ownCommits) committed(key int64, ok bool, users []int64) {
 	}
 	// iChange, the low half of the key, moves by one; the salt stays.
 	o.last, o.lastOK = key&^0xffffffff|int64(uint32(key)+1), ok
+	st := commitStamp{epoch: o.epoch, seq: o.seq, key: o.last}
+	o.mu.Unlock()
+	if ok && o.accounts != nil && len(versions) > 0 {
+		o.accounts.wrote(st, versions)
+	}
+}
+
+// commitStamp is what ownCommits knew right after one of our commits.
+// An account entry that holds what the commit wrote carries it: the entry
+// is then exactly as valid as one read right after the commit.
+type commitStamp struct {
+	epoch, seq int64
+	key        int64 // the change key the commit left
 }
 
 // stamp is what an entry read now carries: the epoch and our commits so

@@ -50,6 +50,9 @@ func openStore(ctx context.Context, dsn string, pool poolConfig) (*Store, error)
 		d.Close()
 		return nil, fmt.Errorf("open database: %w", err)
 	}
+	if d.own != nil && accounts != nil && accounts.wal != nil {
+		d.own.accounts = accounts
+	}
 	s := &Store{db: d, accounts: accounts, existing: existingAccounts{at: map[string]time.Time{}}}
 	s.accountReads = newFreshBatch(s.readAccounts)
 	return s, nil
@@ -161,19 +164,21 @@ func (s *Store) ForgetRequestShare(ctx context.Context, process string) error {
 }
 
 // CreateCollection stores c, movies included, for the user in one
-// transaction, and returns the user's version it made. It returns
+// transaction, and returns the user's version it made and the counts it
+// left the genres of c's movies at. It returns
 // errNoSuchUser when the account is gone, and errLimitReached when the
 // user already has maxCollections. The movies are encoded and their
 // genres counted before the write begins, so the single writer only
 // stores them.
-func (s *Store) CreateCollection(ctx context.Context, userID int64, c collection) (int64, error) {
+func (s *Store) CreateCollection(ctx context.Context, userID int64, c collection) (int64, map[string]int, error) {
 	movies, err := encodeMovies(c.Movies)
 	if err != nil {
-		return 0, fmt.Errorf("create collection: %w", err)
+		return 0, nil, fmt.Errorf("create collection: %w", err)
 	}
 	tally := map[string]int{}
 	tallyGenres(tally, c.Movies, +1)
 	var version int64
+	var counts map[string]int
 	err = s.db.withTx(ctx, func(tx *writeTx) error {
 		tx.touch(userID)
 		err := tx.queryRow(qCountCollection, userID, maxCollections).Scan(&version)
@@ -183,18 +188,20 @@ func (s *Store) CreateCollection(ctx context.Context, userID int64, c collection
 		if err != nil {
 			return err
 		}
+		tx.leaves(userID, version)
 		if err := tx.exec(qInsertCollection, c.UUID, userID, c.Title, c.Description, movies); err != nil {
 			return err
 		}
-		return applyGenreTally(tx, userID, tally)
+		counts, err = applyGenreTally(tx, userID, tally)
+		return err
 	})
 	if isForeignKeyViolation(err) {
-		return 0, errNoSuchUser
+		return 0, nil, errNoSuchUser
 	}
 	if err != nil && !errors.Is(err, errNoSuchUser) && !errors.Is(err, errLimitReached) {
-		return 0, fmt.Errorf("create collection: %w", err)
+		return 0, nil, fmt.Errorf("create collection: %w", err)
 	}
-	return version, err
+	return version, counts, err
 }
 
 // whyNoCount tells why qCountCollection matched no user row: the user is
@@ -234,8 +241,9 @@ func decodeMovies(stored string) ([]movie, error) {
 // applyGenreTally adds tally to the user's genre counts and drops the
 // genres that it brought to zero: only the genres of this write are
 // touched, whatever else the user has. Genres are applied in name order
-// so that concurrent PostgreSQL transactions lock rows in one order.
-func applyGenreTally(tx *writeTx, userID int64, tally map[string]int) error {
+// so that concurrent PostgreSQL transactions lock rows in one order. It
+// returns the counts it left the genres it touched at.
+func applyGenreTally(tx *writeTx, userID int64, tally map[string]int) (map[string]int, error) {
 	genres := make([]string, 0, len(tally))
 	for g, n := range tally {
 		if n != 0 {
@@ -247,8 +255,18 @@ func applyGenreTally(tx *writeTx, userID int64, tally map[string]int) error {
 	for i, g := range genres {
 		rows[i] = []any{userID, g, tally[g]}
 	}
-	if err := tx.execRows(&addGenreRows, rows); err != nil {
-		return err
+	counts := make(map[string]int, len(genres))
+	err := tx.queryRows(&addGenreRows, rows, func(r *sql.Rows) error {
+		var g string
+		var n int
+		if err := r.Scan(&g, &n); err != nil {
+			return err
+		}
+		counts[g] = n
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	var dropped [][]any
 	for _, g := range genres {
@@ -256,45 +274,51 @@ func applyGenreTally(tx *writeTx, userID int64, tally map[string]int) error {
 			dropped = append(dropped, []any{userID, g})
 		}
 	}
-	return tx.execRows(&dropGenreRows, dropped)
+	return counts, tx.execRows(&dropGenreRows, dropped)
 }
 
-// Collections returns the user's collections, oldest first, and their
-// top three genre counts, read in one statement so that both come from one
-// snapshot. The genres come off the user_genres_top index: three rows,
-// however many genres the user has.
-func (s *Store) Collections(ctx context.Context, userID int64) ([]collectionSummary, []genreCount, error) {
+// Collections returns the user's collections, oldest first, their top
+// three genre counts, and the user's version they are at, read in one
+// statement so that all come from one snapshot. The genres come off the
+// user_genres_top index: three rows, however many genres the user has.
+func (s *Store) Collections(ctx context.Context, userID int64) ([]collectionSummary, []genreCount, int64, error) {
 	st, err := s.db.readStmt(ctx, `SELECT 0 AS kind, id AS ord, uuid, title, description FROM collections WHERE user_id = $1
 		UNION ALL
 		SELECT * FROM (SELECT 1, n, genre, '', '' FROM user_genres WHERE user_id = $1
 			ORDER BY n DESC, genre COLLATE `+s.db.dialect.byteCollation+` LIMIT 3) AS top
+		UNION ALL
+		SELECT 2, version, '', '', '' FROM users WHERE id = $1
 		ORDER BY 1, 2`)
 	if err != nil {
-		return nil, nil, fmt.Errorf("list collections: %w", err)
+		return nil, nil, 0, fmt.Errorf("list collections: %w", err)
 	}
 	rows, err := st.QueryContext(ctx, userID)
 	if err != nil {
-		return nil, nil, fmt.Errorf("list collections: %w", err)
+		return nil, nil, 0, fmt.Errorf("list collections: %w", err)
 	}
 	defer rows.Close()
 	list := []collectionSummary{}
 	var genres []genreCount
+	var version int64
 	for rows.Next() {
 		var kind, ord int64
 		var c collectionSummary
 		if err := rows.Scan(&kind, &ord, &c.UUID, &c.Title, &c.Description); err != nil {
-			return nil, nil, fmt.Errorf("list collections: %w", err)
+			return nil, nil, 0, fmt.Errorf("list collections: %w", err)
 		}
-		if kind == 0 {
+		switch kind {
+		case 0:
 			list = append(list, c)
-		} else {
+		case 1:
 			genres = append(genres, genreCount{Genre: c.UUID, N: int(ord)})
+		default:
+			version = ord
 		}
 	}
 	if err := rows.Err(); err != nil {
-		return nil, nil, fmt.Errorf("list collections: %w", err)
+		return nil, nil, 0, fmt.Errorf("list collections: %w", err)
 	}
-	return list, genres, nil
+	return list, genres, version, nil
 }
 
 // storedCollection is a collection as stored and as GET shows it: its
@@ -339,8 +363,11 @@ func scanCollection(id string, row *sql.Row) (storedCollection, error) {
 func bumpUser(tx *writeTx, userID int64, delta int) (int64, error) {
 	tx.touch(userID)
 	var version int64
-	err := tx.queryRow(qBumpUser, userID, delta).Scan(&version)
-	return version, err
+	if err := tx.queryRow(qBumpUser, userID, delta).Scan(&version); err != nil {
+		return 0, err
+	}
+	tx.leaves(userID, version)
+	return version, nil
 }
 
 // UpdateCollection applies the fields of in that are set (movies replace
@@ -383,7 +410,8 @@ func (s *Store) UpdateCollection(ctx context.Context, userID int64, id string, i
 		if version, err = bumpUser(tx, userID, 0); err != nil {
 			return err
 		}
-		return applyGenreTally(tx, userID, tally)
+		_, err = applyGenreTally(tx, userID, tally)
+		return err
 	})
 	if err != nil && !errors.Is(err, errNotFound) {
 		err = fmt.Errorf("update collection: %w", err)
@@ -436,7 +464,8 @@ func (s *Store) DeleteCollection(ctx context.Context, userID int64, id string) (
 		if err := untallyMovies(tally, old); err != nil {
 			return err
 		}
-		return applyGenreTally(tx, userID, tally)
+		_, err = applyGenreTally(tx, userID, tally)
+		return err
 	})
 	if err != nil && !errors.Is(err, errNotFound) {
 		err = fmt.Errorf("delete collection: %w", err)

@@ -71,7 +71,7 @@ func TestMigrateUpgradesAnExistingDatabase(t *testing.T) {
 		if _, err := s.Account(ctx, u.UUID); err != nil {
 			t.Fatalf("account after migration: %v", err)
 		}
-		list, genres, err := s.Collections(ctx, u.ID)
+		list, genres, _, err := s.Collections(ctx, u.ID)
 		if err != nil || len(list) != 2 || list[0].Title != "kept" || favouriteGenres(genres) != "Drama, Comedy" {
 			t.Fatalf("collections after migration: %+v, %+v, %v", list, genres, err)
 		}
@@ -96,7 +96,7 @@ func TestMigrateUpgradesAnExistingDatabase(t *testing.T) {
 		if _, err := s.DeleteCollection(ctx, u.ID, list[0].UUID); err != nil {
 			t.Fatal(err)
 		}
-		if _, genres, err := s.Collections(ctx, u.ID); err != nil || len(genres) != 0 {
+		if _, genres, _, err := s.Collections(ctx, u.ID); err != nil || len(genres) != 0 {
 			t.Fatalf("genre counts after deleting the migrated collection: %+v, %v", genres, err)
 		}
 		steps, _ := migrations(s.db.dialect.schema)

@@ -126,3 +126,107 @@ func twoStores(t *testing.T) (*Store, *Store) {
 	}
 	return stores[0], stores[1]
 }
+
+// TestOwnWritesLeaveTheAccountCached: a write through this process leaves
+// its user's cached account at the version it wrote, so the user's next
+// request reads no account; a write through another process, or any
+// commit the cache did not see through, sends it back to the database.
+func TestOwnWritesLeaveTheAccountCached(t *testing.T) {
+	ctx := context.Background()
+	a, b := twoStores(t)
+	if a.db.own == nil {
+		t.Skip("the WAL-index cannot be mapped on this system")
+	}
+	reads := 0
+	a.accountReads = newFreshBatch(func(ctx context.Context, keys []string) (map[string]account, error) {
+		reads++
+		return a.readAccounts(ctx, keys)
+	})
+	uuid, err := a.CreateUser(ctx, "kate", "hash")
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := a.CreateUser(ctx, "otto", "hash")
+	if err != nil {
+		t.Fatal(err)
+	}
+	acct, err := a.Account(ctx, uuid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Account(ctx, other); err != nil {
+		t.Fatal(err)
+	}
+	bump := func(fail bool) func(*writeTx) error {
+		return func(tx *writeTx) error {
+			if _, err := bumpUser(tx, acct.id, 0); err != nil {
+				return err
+			}
+			if fail {
+				return errors.New("undone")
+			}
+			return nil
+		}
+	}
+	// check reads the account through a's cache and the database, and
+	// wants them equal, with wantReads reads of the cache's own.
+	check := func(step string, wantReads int) {
+		t.Helper()
+		reads = 0
+		got, err := a.Account(ctx, uuid)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if reads != wantReads {
+			t.Errorf("%s: %d account reads, want %d", step, reads, wantReads)
+		}
+		want, _ := a.readAccount(ctx, uuid)
+		if got != want {
+			t.Fatalf("%s: cached account %+v, the database holds %+v", step, got, want)
+		}
+	}
+
+	version, _, err := a.CreateCollection(ctx, acct.id, collection{UUID: newUUID(), Title: "x"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	check("after a create through this process", 0)
+	if _, err := a.SyncRequests(ctx, "test", 1); err != nil {
+		t.Fatal(err)
+	}
+	check("after a commit touching no user", 0)
+	if err := a.db.withTx(ctx, bump(false)); err != nil {
+		t.Fatal(err)
+	}
+	check("after a second write", 0)
+
+	// One batch: a write that commits, then one of the same user that is
+	// undone. The account stays at the first one's version.
+	results := []*writeRequest{
+		{ctx: ctx, fn: bump(false), result: make(chan error, 1)},
+		{ctx: ctx, fn: bump(true), result: make(chan error, 1)},
+	}
+	if err := a.db.writer.together(results); err != nil {
+		t.Fatal(err)
+	}
+	if results[0].err != nil || results[1].err == nil {
+		t.Fatalf("batch outcomes %v, %v: want the first to commit, the second undone", results[0].err, results[1].err)
+	}
+	check("after a batch with an undone write", 0)
+	if got, _ := a.Account(ctx, uuid); got.version != version+2 {
+		t.Errorf("version %d after two more writes, want %d", got.version, version+2)
+	}
+
+	if err := b.db.withTx(ctx, bump(false)); err != nil {
+		t.Fatal(err)
+	}
+	check("after a write through another process", 1)
+	if err := a.db.withTx(ctx, bump(false)); err != nil {
+		t.Fatal(err)
+	}
+	check("after this process writes again", 0)
+	if _, err := b.SyncRequests(ctx, "test", 2); err != nil {
+		t.Fatal(err)
+	}
+	check("after another process commits, touching no user", 1)
+}

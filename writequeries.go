@@ -88,7 +88,7 @@ var (
 	addGenreRows = rowsQuery{
 		head: `INSERT INTO user_genres (user_id, genre, n) VALUES `,
 		cols: 3,
-		tail: ` ON CONFLICT (user_id, genre) DO UPDATE SET n = user_genres.n + excluded.n`,
+		tail: ` ON CONFLICT (user_id, genre) DO UPDATE SET n = user_genres.n + excluded.n RETURNING genre, n`,
 	}
 	// dropGenreRows drops the genres that no movie of the user carries any
 	// more, of those given.

@@ -1,0 +1,107 @@
+package main
+
+import (
+	"context"
+	"database/sql"
+)
+
+// writeTx is one write in a transaction. Work that runs inside one takes
+// a *writeTx, not the store, so it cannot reach the writer pool by
+// mistake: on SQLite that pool is the one connection the transaction
+// already holds, and a second use of it would wait until the context ends.
+// Its statements run on the transaction's own context, not the caller's:
+// a client hanging up half-way through a statement must not roll back the
+// other writes committed with it (see groupCommit).
+type writeTx struct {
+	tx  *sql.Tx
+	db  *db // for its prepared statements only
+	ctx context.Context
+	// touched lists the users whose rows the transaction changes, for
+	// ownCommits; shared by the writes of one batch.
+	touched *[]int64
+	// versions lists the versions this write leaves its users at, for
+	// ownCommits to pass on once the write is committed; the write's own.
+	versions *[]userVersion
+}
+
+// userVersion is the version a write leaves a user at.
+type userVersion struct {
+	id, version int64
+}
+
+// touch records that the transaction changes user id's row.
+func (t *writeTx) touch(id int64) {
+	if t.touched != nil {
+		*t.touched = append(*t.touched, id)
+	}
+}
+
+// leaves records that the write, once committed, leaves user id at
+// version (the users.version it set).
+func (t *writeTx) leaves(id, version int64) {
+	if t.versions != nil {
+		*t.versions = append(*t.versions, userVersion{id, version})
+	}
+}
+
+// stmt returns q bound to this transaction.
+func (t *writeTx) stmt(q writeQuery) *sql.Stmt {
+	return t.tx.StmtContext(t.ctx, t.db.writeStmts[q])
+}
+
+// execRows writes rows (each of q.cols values) with as few statements of
+// q as the prepared sizes allow.
+func (t *writeTx) execRows(q *rowsQuery, rows [][]any) error {
+	return t.queryRows(q, rows, nil)
+}
+
+// queryRows is execRows for a q that returns rows: scan reads each.
+func (t *writeTx) queryRows(q *rowsQuery, rows [][]any, scan func(*sql.Rows) error) error {
+	args := make([]any, 0, min(len(rows), maxRowsPerStatement)*q.cols)
+	for len(rows) > 0 {
+		n := maxRowsPerStatement
+		for n > len(rows) {
+			n /= 2
+		}
+		args = args[:0]
+		for _, r := range rows[:n] {
+			args = append(args, r...)
+		}
+		st := t.tx.StmtContext(t.ctx, t.db.rowStmts[rowsKey{q, n}])
+		if scan == nil {
+			if _, err := st.ExecContext(t.ctx, args...); err != nil {
+				return err
+			}
+		} else {
+			r, err := st.QueryContext(t.ctx, args...)
+			if err != nil {
+				return err
+			}
+			if err := eachRow(r, scan); err != nil {
+				return err
+			}
+		}
+		rows = rows[n:]
+	}
+	return nil
+}
+
+// eachRow reads every row of rows with scan, and closes them.
+func eachRow(rows *sql.Rows, scan func(*sql.Rows) error) error {
+	defer rows.Close()
+	for rows.Next() {
+		if err := scan(rows); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
+}
+
+func (t *writeTx) exec(q writeQuery, args ...any) error {
+	_, err := t.stmt(q).ExecContext(t.ctx, args...)
+	return err
+}
+
+func (t *writeTx) queryRow(q writeQuery, args ...any) *sql.Row {
+	return t.stmt(q).QueryRowContext(t.ctx, args...)
+}
