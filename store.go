@@ -177,6 +177,9 @@ func (s *Store) CreateCollection(ctx context.Context, userID int64, c collection
 	}
 	tally := map[string]int{}
 	tallyGenres(tally, c.Movies, +1)
+	if s.db.dialect.writableCTEs {
+		return s.createOne(ctx, userID, c, movies, tally)
+	}
 	var version int64
 	var counts map[string]int
 	err = s.db.withTx(ctx, func(tx *writeTx) error {
@@ -203,6 +206,59 @@ func (s *Store) CreateCollection(ctx context.Context, userID int64, c collection
 	}
 	return version, counts, err
 }
+
+// createOne is CreateCollection in one statement, for a dialect with
+// writableCTEs: one round trip and one commit instead of five. It locks
+// the user's row, then the genres' in name order, as the transaction does.
+func (s *Store) createOne(ctx context.Context, userID int64, c collection, movies string, tally map[string]int) (int64, map[string]int, error) {
+	genres, err := json.Marshal(tally)
+	if err != nil {
+		return 0, nil, fmt.Errorf("create collection: %w", err)
+	}
+	var version int64
+	var counted []byte
+	err = s.db.writeOne(ctx, createQuery, func(row *sql.Row) error {
+		return row.Scan(&version, &counted)
+	}, c.UUID, userID, c.Title, c.Description, movies, maxCollections, string(genres))
+	if errors.Is(err, sql.ErrNoRows) {
+		// The user is gone, or at the limit.
+		var n int
+		err = s.db.read.QueryRowContext(ctx, `SELECT collections FROM users WHERE id = $1`, userID).Scan(&n)
+		switch {
+		case errors.Is(err, sql.ErrNoRows):
+			return 0, nil, errNoSuchUser
+		case err == nil:
+			return 0, nil, errLimitReached
+		}
+	}
+	if err != nil {
+		return 0, nil, fmt.Errorf("create collection: %w", err)
+	}
+	counts := map[string]int{}
+	if err := json.Unmarshal(counted, &counts); err != nil {
+		return 0, nil, fmt.Errorf("create collection: %w", err)
+	}
+	return version, counts, nil
+}
+
+// createQuery counts one more collection for the user unless that would
+// pass the limit ($6), inserts the collection, and adds the genre counts
+// of its movies ($7, a JSON object of counts by genre), all only when the
+// user's row matched; it returns the user's new version and the counts
+// the genres were left at, or no row.
+const createQuery = `WITH u AS (
+		UPDATE users SET collections = collections + 1, version = version + 1
+		WHERE id = $2 AND collections < $6 RETURNING version),
+	c AS (
+		INSERT INTO collections (uuid, user_id, title, description, movies)
+		SELECT $1, $2, $3, $4, $5 FROM u RETURNING user_id),
+	g AS (
+		INSERT INTO user_genres (user_id, genre, n)
+		SELECT c.user_id, t.key, CAST(t.value AS INTEGER) FROM c, json_each_text(CAST($7 AS JSON)) AS t
+		ORDER BY t.key COLLATE "C"
+		ON CONFLICT (user_id, genre) DO UPDATE SET n = user_genres.n + excluded.n
+		RETURNING genre, n)
+	SELECT u.version, COALESCE((SELECT json_object_agg(genre, n) FROM g), '{}') FROM u`
 
 // whyNoCount tells why qCountCollection matched no user row: the user is
 // gone, or at the limit.

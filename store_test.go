@@ -3,7 +3,9 @@ package main
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
+	"maps"
 	"regexp"
 	"slices"
 	"strings"
@@ -190,4 +192,57 @@ func schemaShape(t *testing.T, s *Store) map[string][]string {
 		slices.Sort(v)
 	}
 	return shape
+}
+
+// TestCreateCountsWhatItCreated: a create returns the user's new version
+// and the counts it left its genres at, which the cached list is built
+// on; a create for an account that is gone stores nothing.
+func TestCreateCountsWhatItCreated(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, be backend) {
+		ctx := context.Background()
+		s, err := openStore(ctx, be.dsn(t), poolConfig{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		uuid, err := s.CreateUser(ctx, "kate", "hash")
+		if err != nil {
+			t.Fatal(err)
+		}
+		acct, err := s.Account(ctx, uuid)
+		if err != nil {
+			t.Fatal(err)
+		}
+		create := func(genres ...string) (int64, map[string]int, error) {
+			var movies []movie
+			for _, g := range genres {
+				movies = append(movies, newMovie(g))
+			}
+			return s.CreateCollection(ctx, acct.id, collection{UUID: newUUID(), Title: "t", Movies: movies})
+		}
+		tests := []struct {
+			genres []string
+			want   map[string]int
+		}{
+			{[]string{"Drama,War", "Drama"}, map[string]int{"Drama": 2, "War": 1}},
+			{nil, map[string]int{}},
+			{[]string{"War", "Comedy,Drama"}, map[string]int{"War": 2, "Comedy": 1, "Drama": 3}},
+		}
+		for i, tt := range tests {
+			version, counts, err := create(tt.genres...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if version != acct.version+int64(i)+1 {
+				t.Errorf("create %d: version %d, want %d", i, version, acct.version+int64(i)+1)
+			}
+			if !maps.Equal(counts, tt.want) {
+				t.Errorf("create %d: counts %v, want %v", i, counts, tt.want)
+			}
+		}
+		acct.id = -1 // an account that is not there
+		if _, _, err := create("Drama"); !errors.Is(err, errNoSuchUser) {
+			t.Fatalf("create for a missing account: %v, want errNoSuchUser", err)
+		}
+	})
 }
