@@ -245,20 +245,27 @@ func (s *Store) Account(ctx context.Context, uuid string) (account, error) {
 // wrote records the versions a commit of this process left users at,
 // stamped with what ownCommits knew right after it: the entries of those
 // users stay served until anything else touches them, instead of each
-// going back to the database once. Only entries of accounts read before
-// are written, and never back to an older version.
-func (c *accountCache) wrote(st commitStamp, versions []userVersion) {
+// going back to the database once. Only an entry that was valid just
+// before the commit (validBefore) is written, so the commit's version is
+// the only change to what it says; any other entry is left as it is, no
+// more valid than it was.
+func (c *accountCache) wrote(st commitStamp, validBefore func(accountEntry) bool, versions []userVersion) {
+	latest := make(map[int64]int64, len(versions))
+	for _, v := range versions {
+		latest[v.id] = max(latest[v.id], v.version)
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	for _, v := range versions {
-		uuid, ok := c.uuids[v.id]
+	for id, version := range latest {
+		uuid, ok := c.uuids[id]
 		if !ok {
 			continue
 		}
-		if e, ok := c.entries[uuid]; ok && e.acct.version >= v.version {
+		e, ok := c.entries[uuid]
+		if !ok || e.acct.id != id || e.acct.version >= version || !validBefore(e) {
 			continue
 		}
-		c.entries[uuid] = accountEntry{acct: account(v), seen: st.key, epoch: st.epoch, seq: st.seq}
+		c.entries[uuid] = accountEntry{acct: account{id: id, version: version}, seen: st.key, epoch: st.epoch, seq: st.seq}
 	}
 }
 

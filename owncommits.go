@@ -58,6 +58,16 @@ func (o *ownCommits) committed(key int64, ok bool, users []int64, versions []use
 		return
 	}
 	o.mu.Lock()
+	// What made an entry valid just before this commit: only such an
+	// entry may take a version the commit wrote.
+	epochBefore, chained := o.epoch, ok && o.lastOK && key == o.last
+	var touchedBefore map[int64]int64
+	if len(versions) > 0 {
+		touchedBefore = make(map[int64]int64, len(versions))
+		for _, v := range versions {
+			touchedBefore[v.id] = o.touched[v.id]
+		}
+	}
 	o.seq++
 	if !ok || !o.lastOK || key != o.last {
 		o.epoch++ // another process committed since our last commit
@@ -74,7 +84,11 @@ func (o *ownCommits) committed(key int64, ok bool, users []int64, versions []use
 	st := commitStamp{epoch: o.epoch, seq: o.seq, key: o.last}
 	o.mu.Unlock()
 	if ok && o.accounts != nil && len(versions) > 0 {
-		o.accounts.wrote(st, versions)
+		validBefore := func(e accountEntry) bool {
+			return e.seen == key ||
+				chained && e.epoch == epochBefore && touchedBefore[e.acct.id] <= e.seq
+		}
+		o.accounts.wrote(st, validBefore, versions)
 	}
 }
 

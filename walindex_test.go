@@ -230,3 +230,58 @@ func TestOwnWritesLeaveTheAccountCached(t *testing.T) {
 	}
 	check("after another process commits, touching no user", 1)
 }
+
+// TestWriteThroughLeavesAStaleEntryStale: an entry that was already stale
+// when this process committed (its account deleted by another process,
+// and its row id taken by a new account, while a request that had read it
+// was still storing it) is not brought back to life by a write of the new
+// account: the old token still finds no account.
+func TestWriteThroughLeavesAStaleEntryStale(t *testing.T) {
+	ctx := context.Background()
+	a, b := twoStores(t)
+	if a.db.own == nil {
+		t.Skip("the WAL-index cannot be mapped on this system")
+	}
+	oldID, err := a.CreateUser(ctx, "old", "hash")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A request through a reads the old account, then stalls before it
+	// stores the entry.
+	stale, err := a.Account(ctx, oldID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.accounts.mu.RLock()
+	staleEntry := a.accounts.entries[oldID]
+	a.accounts.mu.RUnlock()
+
+	// Meanwhile another process deletes it, and a new account takes its id.
+	if _, err := b.db.write.ExecContext(ctx, `DELETE FROM users WHERE uuid = $1`, oldID); err != nil {
+		t.Fatal(err)
+	}
+	newID, err := b.CreateUser(ctx, "new", "hash")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fresh, err := a.Account(ctx, newID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fresh.id != stale.id {
+		t.Skipf("the new account got id %d, not the deleted one's %d", fresh.id, stale.id)
+	}
+	// The stalled request stores what it read.
+	a.accounts.mu.Lock()
+	a.accounts.entries[oldID] = staleEntry
+	a.accounts.uuids[stale.id] = oldID
+	a.accounts.mu.Unlock()
+
+	// The new account writes through a.
+	if _, _, err := a.CreateCollection(ctx, fresh.id, collection{UUID: newUUID(), Title: "x"}); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := a.Account(ctx, oldID); !errors.Is(err, errNotFound) {
+		t.Fatalf("the deleted account's token finds %+v (err %v)", got, err)
+	}
+}
