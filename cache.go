@@ -143,29 +143,10 @@ func (c *responseCache) putAnswer(userID int64, id string, version int64, body [
 }
 
 // advance records that a write of this process moved the user from
-// version from to version to, changing the list and the collections
-// named: the user's other answers at from stay true at to.
-func (c *responseCache) advance(userID, from, to int64, changed ...string) {
-	if c == nil {
-		return
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	u := c.users[userID]
-	if u == nil || u.version != from {
-		return
-	}
-	c.advanceLocked(u, to, changed...)
-}
-
-// advanceLocked moves u on to version to, without its list and the
-// collections changed.
-func (c *responseCache) advanceLocked(u *userAnswers, to int64, changed ...string) {
-	u.version = to
-	c.drop(u, "")
-	for _, id := range changed {
-		c.drop(u, id)
-	}
+// version from to version to, changing the list and the collection
+// changed: the user's other answers at from stay true at to.
+func (c *responseCache) advance(userID, from, to int64, changed string) {
+	c.changeList(userID, from, to, changed, nil)
 }
 
 // renamed records that a write of this process moved the user from
@@ -212,7 +193,7 @@ func (c *responseCache) created(userID, from, to int64, s collectionSummary, cou
 // changeList moves the user from version from to version to, without the
 // answer for collection changed ("": none), and changes the cached list
 // with change, which tells how many bytes the list grew by; the list is
-// dropped if change cannot make it true at to.
+// dropped if change is nil or cannot make it true at to.
 func (c *responseCache) changeList(userID, from, to int64, changed string, change func(*cachedList) (int, bool)) {
 	if c == nil {
 		return
@@ -224,8 +205,10 @@ func (c *responseCache) changeList(userID, from, to int64, changed string, chang
 		return
 	}
 	list, listBytes := u.list, u.listBytes
-	c.advanceLocked(u, to, changed) // drops the list, and its bytes
-	if list == nil {
+	u.version = to
+	c.drop(u, "") // the list, and its bytes
+	c.drop(u, changed)
+	if list == nil || change == nil {
 		return
 	}
 	grown, ok := change(list)
