@@ -53,6 +53,9 @@ type dialect struct {
 	byteCollation string
 	// jsonTexts is a subquery answering the strings of the JSON list $1.
 	jsonTexts string
+	// jsonCounts is a subquery answering (genre, n) for each member of
+	// the JSON object $2, whose values are whole numbers.
+	jsonCounts string
 	// writableCTEs is whether one statement can change several tables
 	// (WITH ... UPDATE): a write then takes one round trip instead of a
 	// transaction's several. SQLite cannot, and batches its writes instead.
@@ -67,6 +70,7 @@ var (
 		changeCounter: "PRAGMA data_version",
 		byteCollation: "BINARY",
 		jsonTexts:     "SELECT value FROM json_each($1)",
+		jsonCounts:    "SELECT key AS genre, value AS n FROM json_each($2)",
 	}
 	postgresDialect = dialect{
 		name:           "postgres",
@@ -75,6 +79,7 @@ var (
 		lockMigrations: "SELECT pg_advisory_xact_lock(7340521)",
 		byteCollation:  `"C"`,
 		jsonTexts:      "SELECT json_array_elements_text(CAST($1 AS json))",
+		jsonCounts:     "SELECT key AS genre, CAST(value AS INTEGER) AS n FROM json_each_text(CAST($2 AS json))",
 		writableCTEs:   true,
 	}
 )
@@ -97,7 +102,6 @@ type db struct {
 	filePath string
 
 	writeStmts [numWriteQueries]*sql.Stmt
-	rowStmts   map[rowsKey]*sql.Stmt
 	// writer runs every write, folding concurrent ones into one
 	// transaction; nil where each write has a transaction of its own.
 	writer *groupCommit
@@ -138,17 +142,6 @@ func openDB(ctx context.Context, dsn string, pool poolConfig) (*db, error) {
 			return nil, fmt.Errorf("prepare: %w", err)
 		}
 		d.writeStmts[q] = st
-	}
-	d.rowStmts = map[rowsKey]*sql.Stmt{}
-	for _, q := range rowsQueries {
-		for n := 1; n <= maxRowsPerStatement; n *= 2 {
-			st, err := d.write.PrepareContext(ctx, q.sql(n))
-			if err != nil {
-				d.Close()
-				return nil, fmt.Errorf("prepare: %w", err)
-			}
-			d.rowStmts[rowsKey{q, n}] = st
-		}
 	}
 	if d.file != nil {
 		if d.wal, err = openWALIndex(d.filePath); err == nil {
@@ -287,9 +280,6 @@ func (d *db) Close() error {
 		if st != nil {
 			st.Close()
 		}
-	}
-	for _, st := range d.rowStmts {
-		st.Close()
 	}
 	d.readStmts.Range(func(_, st any) bool { st.(*sql.Stmt).Close(); return true })
 	d.oneStmts.Range(func(_, st any) bool { st.(*sql.Stmt).Close(); return true })

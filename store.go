@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"slices"
 	"sync"
 	"time"
 )
@@ -296,23 +295,27 @@ func decodeMovies(stored string) ([]movie, error) {
 
 // applyGenreTally adds tally to the user's genre counts and drops the
 // genres that it brought to zero: only the genres of this write are
-// touched, whatever else the user has. Genres are applied in name order
-// so that concurrent PostgreSQL transactions lock rows in one order. It
-// returns the counts it left the genres it touched at.
+// touched, whatever else the user has, in two statements however many
+// there are. It returns the counts it left the genres it raised or
+// lowered at.
 func applyGenreTally(tx *writeTx, userID int64, tally map[string]int) (map[string]int, error) {
-	genres := make([]string, 0, len(tally))
-	for g, n := range tally {
-		if n != 0 {
-			genres = append(genres, g)
-		}
+	counts := make(map[string]int, len(tally))
+	if len(tally) == 0 {
+		return counts, nil
 	}
-	slices.Sort(genres)
-	rows := make([][]any, len(genres))
-	for i, g := range genres {
-		rows[i] = []any{userID, g, tally[g]}
+	lowered := false
+	for _, n := range tally {
+		lowered = lowered || n < 0
 	}
-	counts := make(map[string]int, len(genres))
-	err := tx.queryRows(&addGenreRows, rows, func(r *sql.Rows) error {
+	js, err := json.Marshal(tally)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := tx.stmt(qAddGenres).QueryContext(tx.ctx, userID, string(js))
+	if err != nil {
+		return nil, err
+	}
+	err = eachRow(rows, func(r *sql.Rows) error {
 		var g string
 		var n int
 		if err := r.Scan(&g, &n); err != nil {
@@ -321,16 +324,10 @@ func applyGenreTally(tx *writeTx, userID int64, tally map[string]int) (map[strin
 		counts[g] = n
 		return nil
 	})
-	if err != nil {
-		return nil, err
+	if err != nil || !lowered {
+		return counts, err
 	}
-	var dropped [][]any
-	for _, g := range genres {
-		if tally[g] < 0 {
-			dropped = append(dropped, []any{userID, g})
-		}
-	}
-	return counts, tx.execRows(&dropGenreRows, dropped)
+	return counts, tx.exec(qDropGenres, userID, string(js))
 }
 
 // Collections returns the user's collections, oldest first, their top

@@ -1,9 +1,6 @@
 package main
 
-import (
-	"fmt"
-	"strings"
-)
+import "strings"
 
 // The SQL of every write, in one list beside the names the code uses,
 // prepared once on the writer at open (see openDB).
@@ -29,6 +26,8 @@ const (
 	qLockCollection
 	qUpdateCollection
 	qDeleteCollection
+	qAddGenres
+	qDropGenres
 	numWriteQueries
 )
 
@@ -68,78 +67,23 @@ var writeQueryText = [numWriteQueries]string{
 	qUpdateCollection: `UPDATE collections SET title = COALESCE($3, title), description = COALESCE($4, description),
 		movies = COALESCE($5, movies) WHERE uuid = $1 AND user_id = $2 RETURNING title, description, movies`,
 	qDeleteCollection: `DELETE FROM collections WHERE uuid = $1 AND user_id = $2 RETURNING movies`,
-}
-
-// rowsQuery is a statement that writes many rows at once: a head, one
-// "($1, $2, …)" group per row, and a tail. A user's genre counts are
-// written with it, a statement per up to
-// maxRowsPerStatement rows rather than one per row: SQLite's single
-// writer pays the cost of a statement once for many rows.
-type rowsQuery struct {
-	head string
-	cols int
-	tail string
-	// casts, when set, is the SQL type of each column, for a statement
-	// where PostgreSQL cannot infer it (VALUES compared with columns).
-	casts []string
-}
-
-var (
-	addGenreRows = rowsQuery{
-		head: `INSERT INTO user_genres (user_id, genre, n) VALUES `,
-		cols: 3,
-		tail: ` ON CONFLICT (user_id, genre) DO UPDATE SET n = user_genres.n + excluded.n RETURNING genre, n`,
-	}
-	// dropGenreRows drops the genres that no movie of the user carries any
-	// more, of those given.
-	dropGenreRows = rowsQuery{
-		head:  `DELETE FROM user_genres WHERE n <= 0 AND (user_id, genre) IN (VALUES `,
-		cols:  2,
-		tail:  `)`,
-		casts: []string{"BIGINT", "TEXT"},
-	}
-	rowsQueries = []*rowsQuery{&addGenreRows, &dropGenreRows}
-)
-
-// maxRowsPerStatement is the most rows one rowsQuery statement writes.
-// Statements are prepared for every power of two up to it, so that any
-// number of rows takes a few statements.
-const maxRowsPerStatement = 64
-
-// sql returns the text of q for n rows.
-func (q *rowsQuery) sql(n int) string {
-	var b strings.Builder
-	b.WriteString(q.head)
-	for r := range n {
-		if r > 0 {
-			b.WriteString(", ")
-		}
-		b.WriteByte('(')
-		for c := range q.cols {
-			if c > 0 {
-				b.WriteString(", ")
-			}
-			if q.casts != nil {
-				fmt.Fprintf(&b, "CAST($%d AS %s)", r*q.cols+c+1, q.casts[c])
-			} else {
-				fmt.Fprintf(&b, "$%d", r*q.cols+c+1)
-			}
-		}
-		b.WriteByte(')')
-	}
-	b.WriteString(q.tail)
-	return b.String()
-}
-
-// rowsKey names one prepared rowsQuery statement: the query, for n rows.
-type rowsKey struct {
-	q *rowsQuery
-	n int
+	// qAddGenres adds the counts $2 (a JSON object of counts by genre;
+	// {counts} reads it) to user $1's, in genre name order, so that
+	// concurrent PostgreSQL transactions lock rows in one order, and
+	// returns the counts it left them at. One statement, however many
+	// genres: SQLite's single writer pays for a statement once.
+	qAddGenres: `INSERT INTO user_genres (user_id, genre, n)
+		SELECT $1, t.genre, t.n FROM ({counts}) AS t WHERE t.n <> 0 ORDER BY t.genre COLLATE {bytes}
+		ON CONFLICT (user_id, genre) DO UPDATE SET n = user_genres.n + excluded.n RETURNING genre, n`,
+	// qDropGenres drops user $1's genres that no movie carries any more,
+	// of those that the counts $2 lowered.
+	qDropGenres: `DELETE FROM user_genres WHERE user_id = $1 AND n <= 0
+		AND genre IN (SELECT t.genre FROM ({counts}) AS t WHERE t.n < 0)`,
 }
 
 // sqlFor returns the text of q in dialect d.
 func (d dialect) sqlFor(q writeQuery) string {
-	text := writeQueryText[q]
+	text := strings.NewReplacer("{counts}", d.jsonCounts, "{bytes}", d.byteCollation).Replace(writeQueryText[q])
 	if !d.lockRows {
 		text = strings.Replace(text, " FOR UPDATE", "", 1)
 	}

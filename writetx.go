@@ -49,43 +49,6 @@ func (t *writeTx) stmt(q writeQuery) *sql.Stmt {
 	return t.tx.StmtContext(t.ctx, t.db.writeStmts[q])
 }
 
-// execRows writes rows (each of q.cols values) with as few statements of
-// q as the prepared sizes allow.
-func (t *writeTx) execRows(q *rowsQuery, rows [][]any) error {
-	return t.queryRows(q, rows, nil)
-}
-
-// queryRows is execRows for a q that returns rows: scan reads each.
-func (t *writeTx) queryRows(q *rowsQuery, rows [][]any, scan func(*sql.Rows) error) error {
-	args := make([]any, 0, min(len(rows), maxRowsPerStatement)*q.cols)
-	for len(rows) > 0 {
-		n := maxRowsPerStatement
-		for n > len(rows) {
-			n /= 2
-		}
-		args = args[:0]
-		for _, r := range rows[:n] {
-			args = append(args, r...)
-		}
-		st := t.tx.StmtContext(t.ctx, t.db.rowStmts[rowsKey{q, n}])
-		if scan == nil {
-			if _, err := st.ExecContext(t.ctx, args...); err != nil {
-				return err
-			}
-		} else {
-			r, err := st.QueryContext(t.ctx, args...)
-			if err != nil {
-				return err
-			}
-			if err := eachRow(r, scan); err != nil {
-				return err
-			}
-		}
-		rows = rows[n:]
-	}
-	return nil
-}
-
 // eachRow reads every row of rows with scan, and closes them.
 func eachRow(rows *sql.Rows, scan func(*sql.Rows) error) error {
 	defer rows.Close()
