@@ -180,17 +180,18 @@ func (g *groupCommit) together(batch []*writeRequest) error {
 	var touched []int64
 	var versions, mine []userVersion
 	for _, req := range batch {
-		if _, err := tx.ExecContext(ctx, "SAVEPOINT w"); err != nil {
+		w := &writeTx{tx: tx, db: g.db, ctx: ctx, touched: &touched, versions: &mine}
+		if err := w.exec(qSavepoint); err != nil {
 			return fmt.Errorf("savepoint: %w", err)
 		}
 		mine = mine[:0]
-		req.err = req.fn(&writeTx{tx: tx, db: g.db, ctx: ctx, touched: &touched, versions: &mine})
+		req.err = req.fn(w)
 		if req.err == nil {
 			versions = append(versions, mine...)
-		} else if _, err := tx.ExecContext(ctx, "ROLLBACK TO SAVEPOINT w"); err != nil {
+		} else if err := w.exec(qRollbackToSavepoint); err != nil {
 			return errors.Join(req.err, fmt.Errorf("roll back to savepoint: %w", err))
 		}
-		if _, err := tx.ExecContext(ctx, "RELEASE SAVEPOINT w"); err != nil {
+		if err := w.exec(qReleaseSavepoint); err != nil {
 			return fmt.Errorf("release savepoint: %w", err)
 		}
 	}

@@ -28,6 +28,9 @@ const (
 	qDeleteCollection
 	qAddGenres
 	qDropGenres
+	qSavepoint
+	qRollbackToSavepoint
+	qReleaseSavepoint
 	numWriteQueries
 )
 
@@ -79,6 +82,11 @@ var writeQueryText = [numWriteQueries]string{
 	// of those that the counts $2 lowered.
 	qDropGenres: `DELETE FROM user_genres WHERE user_id = $1 AND n <= 0
 		AND genre IN (SELECT t.genre FROM ({counts}) AS t WHERE t.n < 0)`,
+	// The savepoint each write of a shared transaction runs behind (see
+	// groupCommit).
+	qSavepoint:           `SAVEPOINT w`,
+	qRollbackToSavepoint: `ROLLBACK TO SAVEPOINT w`,
+	qReleaseSavepoint:    `RELEASE SAVEPOINT w`,
 }
 
 // sqlFor returns the text of q in dialect d.
