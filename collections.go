@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"unicode/utf8"
 )
@@ -100,8 +101,7 @@ func parseMovies(p fieldProblems, raw []json.RawMessage) []movie {
 	seen := make(map[string]bool, len(raw))
 	genres := map[string]bool{}
 	for i, r := range raw {
-		field := fmt.Sprintf("movies[%d]", i)
-		m, ok := parseMovie(p, field, r, genres)
+		m, ok := parseMovie(p, i, r, genres)
 		if !ok || seen[m.UUID] {
 			continue
 		}
@@ -114,72 +114,106 @@ func parseMovies(p fieldProblems, raw []json.RawMessage) []movie {
 	return movies
 }
 
-// parseMovie reads and validates one movie of a collection body at path
-// field; ok is false when it has problems.
-func parseMovie(p fieldProblems, field string, raw json.RawMessage, genres map[string]bool) (m movie, ok bool) {
-	before := len(p)
-	o, isObject := object(p, field, raw)
-	if !isObject {
+// parseMovie reads and validates movie i of a collection body; ok is
+// false when it has problems. A field's path ("movies[3].uuid") is built
+// only for a problem: a valid movie costs no path.
+func parseMovie(p fieldProblems, i int, raw json.RawMessage, genres map[string]bool) (m movie, ok bool) {
+	problem := func(name, what string) {
+		p["movies["+strconv.Itoa(i)+"]"+name] = what
+		ok = false
+	}
+	if len(raw) == 0 || raw[0] != '{' {
+		problem("", "must be an object")
 		return m, false
 	}
-	get := func(name string) string {
-		if v := o.str(p, field+"."+name, name); v != nil {
-			return *v
+	var fields [4]json.RawMessage // title, description, genres, uuid
+	eachMember(raw, func(name []byte, value json.RawMessage) {
+		for f, field := range movieFields {
+			if string(name) == field {
+				fields[f] = value // a name given twice keeps its last value
+			}
 		}
-		return ""
+	})
+	ok = true
+	var text [4]string
+	var bad [4]bool
+	for f, value := range fields {
+		var what string
+		text[f], what = stringValue(value)
+		if what != "" {
+			problem("."+movieFields[f], what)
+			bad[f] = true
+		}
 	}
-	m = movie{Title: get("title"), Description: get("description"), Genres: get("genres"), UUID: get("uuid")}
-	if _, isSet := o["uuid"]; p[field+".uuid"] == "" {
+	m = movie{Title: text[0], Description: text[1], Genres: text[2], UUID: text[3]}
+	if !bad[3] {
 		id, valid := canonicalUUID(m.UUID)
 		switch {
-		case !isSet || m.UUID == "":
-			p[field+".uuid"] = "is required"
+		case fields[3] == nil || m.UUID == "":
+			problem(".uuid", "is required")
 		case !valid:
-			p[field+".uuid"] = "is not a valid UUID"
+			problem(".uuid", "is not a valid UUID")
 		}
 		m.UUID = id
 	}
-	if p[field+".title"] == "" {
-		checkText(p, field+".title", m.Title, maxMovieTitleChars, true)
+	if what := textProblem(m.Title, maxMovieTitleChars, true); what != "" && !bad[0] {
+		problem(".title", what)
 	}
-	checkText(p, field+".description", m.Description, maxMovieDescriptionChars, false)
-	checkGenres(p, field+".genres", m.Genres, genres)
-	return m, len(p) == before
+	if what := textProblem(m.Description, maxMovieDescriptionChars, false); what != "" {
+		problem(".description", what)
+	}
+	if what := genresProblem(m.Genres, genres); what != "" {
+		problem(".genres", what)
+	}
+	return m, ok
 }
+
+// movieFields are the members of a movie, in the order parseMovie reads
+// them.
+var movieFields = [4]string{"title", "description", "genres", "uuid"}
 
 // checkText records a problem at field when s is too long, holds NUL, or
 // is blank where required.
 func checkText(p fieldProblems, field, s string, maxChars int, required bool) {
-	switch {
-	case len(s) > 4*maxChars || utf8.RuneCountInString(s) > maxChars:
-		p[field] = fmt.Sprintf("must be at most %d characters", maxChars)
-	case hasNUL(s):
-		p[field] = "must not contain the NUL character"
-	case required && strings.TrimSpace(s) == "":
-		p[field] = "is required and must not be blank"
+	if what := textProblem(s, maxChars, required); what != "" {
+		p[field] = what
 	}
 }
 
-// checkGenres records a problem at field when a movie's genres are too
-// long in all or in one genre, or hold NUL, and adds each genre to seen.
-func checkGenres(p fieldProblems, field, genres string, seen map[string]bool) {
+// textProblem tells what is wrong with s, when it is too long, holds NUL,
+// or is blank where required; "" when nothing is.
+func textProblem(s string, maxChars int, required bool) string {
+	switch {
+	case len(s) > 4*maxChars || utf8.RuneCountInString(s) > maxChars:
+		return fmt.Sprintf("must be at most %d characters", maxChars)
+	case hasNUL(s):
+		return "must not contain the NUL character"
+	case required && strings.TrimSpace(s) == "":
+		return "is required and must not be blank"
+	}
+	return ""
+}
+
+// genresProblem tells what is wrong with a movie's genres, when they are
+// too long in all or in one genre, or hold NUL, and adds each genre to
+// seen; "" when nothing is.
+func genresProblem(genres string, seen map[string]bool) string {
 	switch {
 	case len(genres) > maxGenresBytes:
-		p[field] = fmt.Sprintf("must be at most %d bytes", maxGenresBytes)
+		return fmt.Sprintf("must be at most %d bytes", maxGenresBytes)
 	case hasNUL(genres):
-		p[field] = "must not contain the NUL character"
-	default:
-		for g := range strings.SplitSeq(genres, ",") {
-			g = strings.TrimSpace(g)
-			if len(g) > maxGenreBytes {
-				p[field] = fmt.Sprintf("each genre must be at most %d bytes", maxGenreBytes)
-				return
-			}
-			if g != "" && len(seen) <= maxCollectionGenres {
-				seen[g] = true
-			}
+		return "must not contain the NUL character"
+	}
+	for g := range strings.SplitSeq(genres, ",") {
+		g = strings.TrimSpace(g)
+		if len(g) > maxGenreBytes {
+			return fmt.Sprintf("each genre must be at most %d bytes", maxGenreBytes)
+		}
+		if g != "" && len(seen) <= maxCollectionGenres {
+			seen[g] = true
 		}
 	}
+	return ""
 }
 
 // canonicalUUID returns s in lowercase canonical form

@@ -72,20 +72,31 @@ func (p fieldProblems) err() error {
 // str reads member name of o as a string. Absent or null is nil; any
 // other type is a problem at path.
 func (o jsonObject) str(p fieldProblems, path, name string) *string {
-	raw, ok := o[name]
-	if !ok || isNull(raw) {
+	raw := o[name]
+	s, what := stringValue(raw)
+	switch {
+	case what != "":
+		p[path] = what
+		return nil
+	case raw == nil || isNull(raw):
 		return nil
 	}
-	if raw[0] != '"' {
-		p[path] = "must be a string"
-		return nil
-	}
-	if !validText(raw) {
-		p[path] = "must be valid UTF-8"
-		return nil
-	}
-	s := unquote(raw)
 	return &s
+}
+
+// stringValue reads the member value raw as a string, and tells what is
+// wrong with it when it is not one; absent (nil) or null is "" with
+// nothing wrong.
+func stringValue(raw json.RawMessage) (s, problem string) {
+	switch {
+	case raw == nil || isNull(raw):
+		return "", ""
+	case raw[0] != '"':
+		return "", "must be a string"
+	case !validText(raw):
+		return "", "must be valid UTF-8"
+	}
+	return unquote(raw), ""
 }
 
 // validText reports whether the JSON string raw is valid UTF-8 with no
@@ -147,15 +158,6 @@ func (o jsonObject) list(p fieldProblems, path, name string) ([]json.RawMessage,
 	return splitList(raw), true
 }
 
-// object reads raw as an object, or records a problem at path.
-func object(p fieldProblems, path string, raw json.RawMessage) (jsonObject, bool) {
-	if len(raw) == 0 || raw[0] != '{' {
-		p[path] = "must be an object"
-		return nil, false
-	}
-	return splitObject(raw), true
-}
-
 func isNull(raw json.RawMessage) bool { return string(raw) == "null" }
 
 // The scanner below splits JSON that json.Valid has accepted: every value
@@ -166,16 +168,26 @@ func isNull(raw json.RawMessage) bool { return string(raw) == "null" }
 // keeps its last value, as encoding/json does.
 func splitObject(raw []byte) jsonObject {
 	o := jsonObject{}
+	eachMember(raw, func(name []byte, value json.RawMessage) { o[string(name)] = value })
+	return o
+}
+
+// eachMember calls f with the name and the value of each member of the
+// object raw, in order. A name is passed as the body's own bytes when it
+// needs no decoding, so f must not change it or keep it.
+func eachMember(raw []byte, f func(name []byte, value json.RawMessage)) {
 	i := skipSpace(raw, 1)
 	for raw[i] != '}' {
 		end := valueEnd(raw, i)
-		name := unquote(raw[i:end])
+		name := raw[i+1 : end-1]
+		if bytes.IndexByte(name, '\\') >= 0 || !utf8.Valid(name) {
+			name = []byte(unquote(raw[i:end]))
+		}
 		i = skipSpace(raw, skipSpace(raw, end)+1) // past the colon
 		end = valueEnd(raw, i)
-		o[name] = raw[i:end]
+		f(name, raw[i:end])
 		i = nextItem(raw, end)
 	}
-	return o
 }
 
 // splitList returns the elements of the list raw.
