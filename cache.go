@@ -90,6 +90,17 @@ func (c *responseCache) listAt(userID, version int64) (*cachedList, bool) {
 	return &cachedList{collections: slices.Clone(u.list.collections), top: slices.Clone(u.list.top)}, true
 }
 
+// holdsList reports whether the user's list is cached at version.
+func (c *responseCache) holdsList(userID, version int64) bool {
+	if c == nil {
+		return false
+	}
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	u := c.users[userID]
+	return u != nil && u.version == version && u.list != nil
+}
+
 // put caches body for the user's collection id as read at version. An
 // answer older than the user's others is not kept; a newer one drops
 // them. When the cache is full it starts over: simpler than an LRU, and a
@@ -175,6 +186,9 @@ func (c *responseCache) renamed(userID, from, to int64, r storedCollection) {
 // three that this write did not touch stays outside.)
 func (c *responseCache) created(userID, from, to int64, s collectionSummary, counts map[string]int) {
 	c.changeList(userID, from, to, "", func(l *cachedList) (int, bool) {
+		if counts == nil { // not read: the list cannot be ranked anew
+			return 0, false
+		}
 		l.collections = append(l.collections, s)
 		merged := make([]genreCount, 0, len(l.top)+len(counts))
 		for _, g := range l.top {

@@ -167,6 +167,48 @@ func TestCachedReadsMatchTheDatabase(t *testing.T) {
 	})
 }
 
+// TestCreateKeepsACachedList: a create through the process whose cache
+// holds the user's current list keeps that list, with the new collection
+// and the favourite genres ranked anew, so the next list is no database
+// read; when its list is behind (another process wrote), the create does
+// not read its genres' counts back, and the next list is read whole.
+// Either way it is the database's.
+func TestCreateKeepsACachedList(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, be backend) {
+		ctx := context.Background()
+		dsn := be.dsn(t)
+		app, other := newTestApp(t, withDSN(dsn)), newTestApp(t, withDSN(dsn))
+		u := app.newUser()
+		acct, err := app.store.UserByName(ctx, u.name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		id := app.newCollection(u, newMovie("Drama,War"), newMovie("War"))
+		for _, current := range []bool{true, false} {
+			app.listCollections(u)
+			if !current {
+				other.do("PUT", "/collection/"+id+"/", u.token, map[string]any{"title": "elsewhere"}).mustStatus(t, 200)
+			}
+			app.newCollection(u, newMovie("Comedy"), newMovie("Comedy,Drama"), newMovie("Comedy"))
+			a, err := app.store.readAccount(ctx, acct.UUID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, ok := app.server.cache.listAt(acct.ID, a.version); ok != current {
+				t.Errorf("list cached after the create: %t, want %t", ok, current)
+			}
+			list, counts, _, err := app.store.Collections(ctx, acct.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := app.listCollections(u)
+			if !reflect.DeepEqual(got.Collections, list) || got.FavouriteGenres != favouriteGenres(counts) {
+				t.Fatalf("current %t: list %+v, the database has %+v, %q", current, got, list, favouriteGenres(counts))
+			}
+		}
+	})
+}
+
 // TestResponseCacheWritesKeepTheList: a rename or a create by this
 // process writes the change into the cached list, which moves on to the
 // new version with the answers the write left alone, and is rendered by
@@ -220,6 +262,16 @@ func TestResponseCacheWritesKeepTheList(t *testing.T) {
 	}
 	if got, ok := c.get(1, "b", 5); !ok || string(got) != "B3" {
 		t.Errorf("the other collection's answer after the create: %q, %t", got, ok)
+	}
+
+	// A create whose counts were not read cannot rank the list anew: the
+	// list goes, the other answers move on.
+	c.created(1, 5, 6, collectionSummary{UUID: "d"}, nil)
+	if got, ok := render(6); ok {
+		t.Errorf("a list was ranked without the create's counts: %+v", got)
+	}
+	if got, ok := c.get(1, "b", 6); !ok || string(got) != "B3" {
+		t.Errorf("the other collection's answer after a create without counts: %q, %t", got, ok)
 	}
 
 	// From a version the cache is not at, nothing is written in.

@@ -56,6 +56,9 @@ type dialect struct {
 	// jsonCounts is a subquery answering (genre, n) for each member of
 	// the JSON object $2, whose values are whole numbers.
 	jsonCounts string
+	// jsonObjectAgg is the aggregate that makes a JSON object of names
+	// and values.
+	jsonObjectAgg string
 	// writableCTEs is whether one statement can change several tables
 	// (WITH ... UPDATE): a write then takes one round trip instead of a
 	// transaction's several. SQLite cannot, and batches its writes instead.
@@ -71,6 +74,7 @@ var (
 		byteCollation: "BINARY",
 		jsonTexts:     "SELECT value FROM json_each($1)",
 		jsonCounts:    "SELECT key AS genre, value AS n FROM json_each($2)",
+		jsonObjectAgg: "json_group_object",
 	}
 	postgresDialect = dialect{
 		name:           "postgres",
@@ -80,6 +84,7 @@ var (
 		byteCollation:  `"C"`,
 		jsonTexts:      "SELECT json_array_elements_text(CAST($1 AS json))",
 		jsonCounts:     "SELECT key AS genre, CAST(value AS INTEGER) AS n FROM json_each_text(CAST($2 AS json))",
+		jsonObjectAgg:  "json_object_agg",
 		writableCTEs:   true,
 	}
 )

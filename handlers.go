@@ -228,7 +228,8 @@ func (s *server) handleCollectionCreate(w http.ResponseWriter, r *http.Request, 
 	if in.Movies != nil {
 		c.Movies = *in.Movies
 	}
-	version, counts, err := s.store.CreateCollection(r.Context(), acct.id, c)
+	// The new genre counts are wanted only to keep a cached list.
+	version, counts, err := s.store.CreateCollection(r.Context(), acct.id, c, s.cache.holdsList(acct.id, acct.version))
 	if errors.Is(err, errNoSuchUser) {
 		return errUnauthorized
 	}

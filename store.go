@@ -163,13 +163,15 @@ func (s *Store) ForgetRequestShare(ctx context.Context, process string) error {
 }
 
 // CreateCollection stores c, movies included, for the user in one
-// transaction, and returns the user's version it made and the counts it
-// left the genres of c's movies at. It returns
+// transaction, and returns the user's version it made and, withCounts,
+// the counts it left the genres of c's movies at (else maybe nil: on
+// SQLite reading them back costs the single writer a statement, worth it
+// only when a cached list can use them). It returns
 // errNoSuchUser when the account is gone, and errLimitReached when the
 // user already has maxCollections. The movies are encoded and their
 // genres counted before the write begins, so the single writer only
 // stores them.
-func (s *Store) CreateCollection(ctx context.Context, userID int64, c collection) (int64, map[string]int, error) {
+func (s *Store) CreateCollection(ctx context.Context, userID int64, c collection, withCounts bool) (int64, map[string]int, error) {
 	movies, err := encodeMovies(c.Movies)
 	if err != nil {
 		return 0, nil, fmt.Errorf("create collection: %w", err)
@@ -194,7 +196,10 @@ func (s *Store) CreateCollection(ctx context.Context, userID int64, c collection
 		if err := tx.exec(qInsertCollection, c.UUID, userID, c.Title, c.Description, movies); err != nil {
 			return err
 		}
-		counts, err = applyGenreTally(tx, userID, tally)
+		if err := applyGenreTally(tx, userID, tally); err != nil || !withCounts {
+			return err
+		}
+		counts, err = genreCounts(tx, userID, tally)
 		return err
 	})
 	if isForeignKeyViolation(err) {
@@ -296,38 +301,42 @@ func decodeMovies(stored string) ([]movie, error) {
 // applyGenreTally adds tally to the user's genre counts and drops the
 // genres that it brought to zero: only the genres of this write are
 // touched, whatever else the user has, in two statements however many
-// there are. It returns the counts it left the genres it raised or
-// lowered at.
-func applyGenreTally(tx *writeTx, userID int64, tally map[string]int) (map[string]int, error) {
-	counts := make(map[string]int, len(tally))
+// there are.
+func applyGenreTally(tx *writeTx, userID int64, tally map[string]int) error {
+	if len(tally) == 0 {
+		return nil
+	}
+	js, err := json.Marshal(tally)
+	if err != nil {
+		return err
+	}
+	if err := tx.exec(qAddGenres, userID, string(js)); err != nil {
+		return err
+	}
+	for _, n := range tally {
+		if n < 0 {
+			return tx.exec(qDropGenres, userID, string(js))
+		}
+	}
+	return nil
+}
+
+// genreCounts reads the user's counts of the genres of tally, in one
+// statement that answers them as one JSON object.
+func genreCounts(tx *writeTx, userID int64, tally map[string]int) (map[string]int, error) {
+	counts := map[string]int{}
 	if len(tally) == 0 {
 		return counts, nil
-	}
-	lowered := false
-	for _, n := range tally {
-		lowered = lowered || n < 0
 	}
 	js, err := json.Marshal(tally)
 	if err != nil {
 		return nil, err
 	}
-	rows, err := tx.stmt(qAddGenres).QueryContext(tx.ctx, userID, string(js))
-	if err != nil {
+	var counted []byte
+	if err := tx.queryRow(qGenreCounts, userID, string(js)).Scan(&counted); err != nil {
 		return nil, err
 	}
-	err = eachRow(rows, func(r *sql.Rows) error {
-		var g string
-		var n int
-		if err := r.Scan(&g, &n); err != nil {
-			return err
-		}
-		counts[g] = n
-		return nil
-	})
-	if err != nil || !lowered {
-		return counts, err
-	}
-	return counts, tx.exec(qDropGenres, userID, string(js))
+	return counts, json.Unmarshal(counted, &counts)
 }
 
 // Collections returns the user's collections, oldest first, their top
@@ -463,8 +472,7 @@ func (s *Store) UpdateCollection(ctx context.Context, userID int64, id string, i
 		if version, err = bumpUser(tx, userID, 0); err != nil {
 			return err
 		}
-		_, err = applyGenreTally(tx, userID, tally)
-		return err
+		return applyGenreTally(tx, userID, tally)
 	})
 	if err != nil && !errors.Is(err, errNotFound) {
 		err = fmt.Errorf("update collection: %w", err)
@@ -517,8 +525,7 @@ func (s *Store) DeleteCollection(ctx context.Context, userID int64, id string) (
 		if err := untallyMovies(tally, old); err != nil {
 			return err
 		}
-		_, err = applyGenreTally(tx, userID, tally)
-		return err
+		return applyGenreTally(tx, userID, tally)
 	})
 	if err != nil && !errors.Is(err, errNotFound) {
 		err = fmt.Errorf("delete collection: %w", err)

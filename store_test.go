@@ -218,7 +218,7 @@ func TestCreateCountsWhatItCreated(t *testing.T) {
 			for _, g := range genres {
 				movies = append(movies, newMovie(g))
 			}
-			return s.CreateCollection(ctx, acct.id, collection{UUID: newUUID(), Title: "t", Movies: movies})
+			return s.CreateCollection(ctx, acct.id, collection{UUID: newUUID(), Title: "t", Movies: movies}, true)
 		}
 		tests := []struct {
 			genres []string

@@ -186,7 +186,7 @@ func TestOwnWritesLeaveTheAccountCached(t *testing.T) {
 		}
 	}
 
-	version, _, err := a.CreateCollection(ctx, acct.id, collection{UUID: newUUID(), Title: "x"})
+	version, _, err := a.CreateCollection(ctx, acct.id, collection{UUID: newUUID(), Title: "x"}, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -278,7 +278,7 @@ func TestWriteThroughLeavesAStaleEntryStale(t *testing.T) {
 	a.accounts.mu.Unlock()
 
 	// The new account writes through a.
-	if _, _, err := a.CreateCollection(ctx, fresh.id, collection{UUID: newUUID(), Title: "x"}); err != nil {
+	if _, _, err := a.CreateCollection(ctx, fresh.id, collection{UUID: newUUID(), Title: "x"}, false); err != nil {
 		t.Fatal(err)
 	}
 	if got, err := a.Account(ctx, oldID); !errors.Is(err, errNotFound) {

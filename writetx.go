@@ -49,17 +49,6 @@ func (t *writeTx) stmt(q writeQuery) *sql.Stmt {
 	return t.tx.StmtContext(t.ctx, t.db.writeStmts[q])
 }
 
-// eachRow reads every row of rows with scan, and closes them.
-func eachRow(rows *sql.Rows, scan func(*sql.Rows) error) error {
-	defer rows.Close()
-	for rows.Next() {
-		if err := scan(rows); err != nil {
-			return err
-		}
-	}
-	return rows.Err()
-}
-
 func (t *writeTx) exec(q writeQuery, args ...any) error {
 	_, err := t.stmt(q).ExecContext(t.ctx, args...)
 	return err
