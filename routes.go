@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"database/sql/driver"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -301,9 +302,10 @@ func (s *server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	var ae *apiError
 	switch {
 	case errors.As(err, &ae):
-	case r.Context().Err() != nil && errors.Is(err, r.Context().Err()):
+	case r.Context().Err() != nil && (errors.Is(err, r.Context().Err()) || errors.Is(err, driver.ErrBadConn)):
 		// The client went away or its deadline passed: not a bug, and
-		// nobody reads this answer.
+		// nobody reads this answer. (pgx closes a connection whose query
+		// was cancelled, and database/sql then reports it as bad.)
 		s.logger.DebugContext(r.Context(), "request ended by the client", "method", r.Method, "path", r.URL.Path)
 		ae = newError(codeUnavailable, "the request was cancelled")
 	case isUnavailable(err):
