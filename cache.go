@@ -183,7 +183,8 @@ func (c *responseCache) renamed(userID, from, to int64, r storedCollection) {
 // genres it carries at the counts given: the user's other answers at from
 // stay true at to, and so does the list with s last and the top genres
 // ranked anew. (The counts only grew, so a genre outside the old top
-// three that this write did not touch stays outside.)
+// three that this write did not touch stays outside.) Without the counts
+// (nil: the create did not read them back) the list is dropped.
 func (c *responseCache) created(userID, from, to int64, s collectionSummary, counts map[string]int) {
 	c.changeList(userID, from, to, "", func(l *cachedList) (int, bool) {
 		if counts == nil { // not read: the list cannot be ranked anew

@@ -126,17 +126,18 @@ func parseMovie(p fieldProblems, i int, raw json.RawMessage, genres map[string]b
 		problem("", "must be an object")
 		return m, false
 	}
-	var fields [4]json.RawMessage // title, description, genres, uuid
+	var fields [numMovieFields]json.RawMessage
 	eachMember(raw, func(name []byte, value json.RawMessage) {
 		for f, field := range movieFields {
 			if string(name) == field {
 				fields[f] = value // a name given twice keeps its last value
+				break
 			}
 		}
 	})
 	ok = true
-	var text [4]string
-	var bad [4]bool
+	var text [numMovieFields]string
+	var bad [numMovieFields]bool
 	for f, value := range fields {
 		var what string
 		text[f], what = stringValue(value)
@@ -145,19 +146,21 @@ func parseMovie(p fieldProblems, i int, raw json.RawMessage, genres map[string]b
 			bad[f] = true
 		}
 	}
-	m = movie{Title: text[0], Description: text[1], Genres: text[2], UUID: text[3]}
-	if !bad[3] {
+	m = movie{Title: text[fieldTitle], Description: text[fieldDescription], Genres: text[fieldGenres], UUID: text[fieldUUID]}
+	if !bad[fieldUUID] {
 		id, valid := canonicalUUID(m.UUID)
 		switch {
-		case fields[3] == nil || m.UUID == "":
+		case fields[fieldUUID] == nil || m.UUID == "":
 			problem(".uuid", "is required")
 		case !valid:
 			problem(".uuid", "is not a valid UUID")
 		}
 		m.UUID = id
 	}
-	if what := textProblem(m.Title, maxMovieTitleChars, true); what != "" && !bad[0] {
-		problem(".title", what)
+	if !bad[fieldTitle] {
+		if what := textProblem(m.Title, maxMovieTitleChars, true); what != "" {
+			problem(".title", what)
+		}
 	}
 	if what := textProblem(m.Description, maxMovieDescriptionChars, false); what != "" {
 		problem(".description", what)
@@ -168,9 +171,21 @@ func parseMovie(p fieldProblems, i int, raw json.RawMessage, genres map[string]b
 	return m, ok
 }
 
-// movieFields are the members of a movie, in the order parseMovie reads
-// them.
-var movieFields = [4]string{"title", "description", "genres", "uuid"}
+// The members of a movie, as parseMovie reads them.
+const (
+	fieldTitle = iota
+	fieldDescription
+	fieldGenres
+	fieldUUID
+	numMovieFields
+)
+
+var movieFields = [numMovieFields]string{
+	fieldTitle:       "title",
+	fieldDescription: "description",
+	fieldGenres:      "genres",
+	fieldUUID:        "uuid",
+}
 
 // checkText records a problem at field when s is too long, holds NUL, or
 // is blank where required.

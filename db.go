@@ -59,6 +59,11 @@ type dialect struct {
 	// jsonObjectAgg is the aggregate that makes a JSON object of names
 	// and values.
 	jsonObjectAgg string
+	// lockOrder orders the rows of jsonCounts by genre, so that
+	// concurrent transactions lock a user's genre rows in one order; ""
+	// where one writer holds the whole database (SQLite), and a sort
+	// would only cost.
+	lockOrder string
 	// writableCTEs is whether one statement can change several tables
 	// (WITH ... UPDATE): a write then takes one round trip instead of a
 	// transaction's several. SQLite cannot, and batches its writes instead.
@@ -85,6 +90,7 @@ var (
 		jsonTexts:      "SELECT json_array_elements_text(CAST($1 AS json))",
 		jsonCounts:     "SELECT key AS genre, CAST(value AS INTEGER) AS n FROM json_each_text(CAST($2 AS json))",
 		jsonObjectAgg:  "json_object_agg",
+		lockOrder:      ` ORDER BY t.genre COLLATE "C"`,
 		writableCTEs:   true,
 	}
 )

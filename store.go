@@ -196,10 +196,11 @@ func (s *Store) CreateCollection(ctx context.Context, userID int64, c collection
 		if err := tx.exec(qInsertCollection, c.UUID, userID, c.Title, c.Description, movies); err != nil {
 			return err
 		}
-		if err := applyGenreTally(tx, userID, tally); err != nil || !withCounts {
+		written, err := applyGenreTally(tx, userID, tally)
+		if err != nil || !withCounts {
 			return err
 		}
-		counts, err = genreCounts(tx, userID, tally)
+		counts, err = genreCounts(tx, userID, written)
 		return err
 	})
 	if isForeignKeyViolation(err) {
@@ -301,39 +302,37 @@ func decodeMovies(stored string) ([]movie, error) {
 // applyGenreTally adds tally to the user's genre counts and drops the
 // genres that it brought to zero: only the genres of this write are
 // touched, whatever else the user has, in two statements however many
-// there are.
-func applyGenreTally(tx *writeTx, userID int64, tally map[string]int) error {
+// there are. It returns the tally as the JSON object they read ("" for
+// none), for genreCounts.
+func applyGenreTally(tx *writeTx, userID int64, tally map[string]int) (string, error) {
 	if len(tally) == 0 {
-		return nil
+		return "", nil
 	}
 	js, err := json.Marshal(tally)
 	if err != nil {
-		return err
+		return "", err
 	}
 	if err := tx.exec(qAddGenres, userID, string(js)); err != nil {
-		return err
+		return "", err
 	}
 	for _, n := range tally {
 		if n < 0 {
-			return tx.exec(qDropGenres, userID, string(js))
+			return string(js), tx.exec(qDropGenres, userID, string(js))
 		}
 	}
-	return nil
+	return string(js), nil
 }
 
-// genreCounts reads the user's counts of the genres of tally, in one
-// statement that answers them as one JSON object.
-func genreCounts(tx *writeTx, userID int64, tally map[string]int) (map[string]int, error) {
+// genreCounts reads the user's counts of the genres that the tally
+// applyGenreTally wrote as JSON raised, in one statement that answers
+// them as one JSON object.
+func genreCounts(tx *writeTx, userID int64, tally string) (map[string]int, error) {
 	counts := map[string]int{}
-	if len(tally) == 0 {
+	if tally == "" {
 		return counts, nil
 	}
-	js, err := json.Marshal(tally)
-	if err != nil {
-		return nil, err
-	}
 	var counted []byte
-	if err := tx.queryRow(qGenreCounts, userID, string(js)).Scan(&counted); err != nil {
+	if err := tx.queryRow(qGenreCounts, userID, tally).Scan(&counted); err != nil {
 		return nil, err
 	}
 	return counts, json.Unmarshal(counted, &counts)
@@ -472,7 +471,8 @@ func (s *Store) UpdateCollection(ctx context.Context, userID int64, id string, i
 		if version, err = bumpUser(tx, userID, 0); err != nil {
 			return err
 		}
-		return applyGenreTally(tx, userID, tally)
+		_, err = applyGenreTally(tx, userID, tally)
+		return err
 	})
 	if err != nil && !errors.Is(err, errNotFound) {
 		err = fmt.Errorf("update collection: %w", err)
@@ -525,7 +525,8 @@ func (s *Store) DeleteCollection(ctx context.Context, userID int64, id string) (
 		if err := untallyMovies(tally, old); err != nil {
 			return err
 		}
-		return applyGenreTally(tx, userID, tally)
+		_, err = applyGenreTally(tx, userID, tally)
+		return err
 	})
 	if err != nil && !errors.Is(err, errNotFound) {
 		err = fmt.Errorf("delete collection: %w", err)

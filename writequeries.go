@@ -78,18 +78,20 @@ var writeQueryText = [numWriteQueries]string{
 	// statement once. (Not RETURNING the counts: in SQLite that doubles
 	// its cost; qGenreCounts reads them when they are wanted.)
 	qAddGenres: `INSERT INTO user_genres (user_id, genre, n)
-		SELECT $1, t.genre, t.n FROM ({counts}) AS t WHERE t.n <> 0 ORDER BY t.genre COLLATE {bytes}
+		SELECT $1, t.genre, t.n FROM ({counts}) AS t WHERE t.n <> 0{lockOrder}
 		ON CONFLICT (user_id, genre) DO UPDATE SET n = user_genres.n + excluded.n`,
-	// qGenreCounts answers user $1's counts of the genres of $2 as one
-	// JSON object.
+	// qGenreCounts answers user $1's counts of the genres that $2 raised,
+	// as one JSON object: a create's, whose counts only grow (see
+	// responseCache.created). Used on SQLite only, where it is one
+	// statement of the single writer; PostgreSQL's create returns them.
 	qGenreCounts: `SELECT COALESCE({objectAgg}(genre, n), '{}') FROM user_genres
-		WHERE user_id = $1 AND genre IN (SELECT t.genre FROM ({counts}) AS t)`,
+		WHERE user_id = $1 AND genre IN (SELECT t.genre FROM ({counts}) AS t WHERE t.n > 0)`,
 	// qDropGenres drops user $1's genres that no movie carries any more,
 	// of those that the counts $2 lowered.
 	qDropGenres: `DELETE FROM user_genres WHERE user_id = $1 AND n <= 0
 		AND genre IN (SELECT t.genre FROM ({counts}) AS t WHERE t.n < 0)`,
 	// The savepoint each write of a shared transaction runs behind (see
-	// groupCommit).
+	// groupCommit, SQLite's; PostgreSQL prepares them too, harmlessly).
 	qSavepoint:           `SAVEPOINT w`,
 	qRollbackToSavepoint: `ROLLBACK TO SAVEPOINT w`,
 	qReleaseSavepoint:    `RELEASE SAVEPOINT w`,
@@ -97,7 +99,7 @@ var writeQueryText = [numWriteQueries]string{
 
 // sqlFor returns the text of q in dialect d.
 func (d dialect) sqlFor(q writeQuery) string {
-	text := strings.NewReplacer("{counts}", d.jsonCounts, "{bytes}", d.byteCollation, "{objectAgg}", d.jsonObjectAgg).Replace(writeQueryText[q])
+	text := strings.NewReplacer("{counts}", d.jsonCounts, "{lockOrder}", d.lockOrder, "{objectAgg}", d.jsonObjectAgg).Replace(writeQueryText[q])
 	if !d.lockRows {
 		text = strings.Replace(text, " FOR UPDATE", "", 1)
 	}
