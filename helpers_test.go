@@ -231,3 +231,19 @@ func (a *testApp) newCollection(u testUser, movies ...movie) string {
 	res := a.do("POST", "/collection/", u.token, map[string]any{"title": "Collection of " + u.name, "movies": movies}).mustStatus(a.t, http.StatusCreated)
 	return res.json(a.t)["collection_uuid"].(string)
 }
+
+// newAccount registers name through create and reads its account through
+// read (the same store, or another process's on the same database).
+func newAccount(t *testing.T, create, read *Store, name string) (string, account) {
+	t.Helper()
+	ctx := context.Background()
+	uuid, err := create.CreateUser(ctx, name, "hash")
+	if err != nil {
+		t.Fatal(err)
+	}
+	acct, err := read.Account(ctx, uuid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return uuid, acct
+}

@@ -205,14 +205,7 @@ func TestCreateCountsWhatItCreated(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer s.Close()
-		uuid, err := s.CreateUser(ctx, "kate", "hash")
-		if err != nil {
-			t.Fatal(err)
-		}
-		acct, err := s.Account(ctx, uuid)
-		if err != nil {
-			t.Fatal(err)
-		}
+		_, acct := newAccount(t, s, s, "kate")
 		create := func(genres ...string) (int64, map[string]int, error) {
 			var movies []movie
 			for _, g := range genres {

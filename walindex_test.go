@@ -142,21 +142,8 @@ func TestOwnWritesLeaveTheAccountCached(t *testing.T) {
 		reads++
 		return a.readAccounts(ctx, keys)
 	})
-	uuid, err := a.CreateUser(ctx, "kate", "hash")
-	if err != nil {
-		t.Fatal(err)
-	}
-	other, err := a.CreateUser(ctx, "otto", "hash")
-	if err != nil {
-		t.Fatal(err)
-	}
-	acct, err := a.Account(ctx, uuid)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := a.Account(ctx, other); err != nil {
-		t.Fatal(err)
-	}
+	uuid, acct := newAccount(t, a, a, "kate")
+	newAccount(t, a, a, "otto")
 	bump := func(fail bool) func(*writeTx) error {
 		return func(tx *writeTx) error {
 			if _, err := bumpUser(tx, acct.id, 0); err != nil {
@@ -242,16 +229,9 @@ func TestWriteThroughLeavesAStaleEntryStale(t *testing.T) {
 	if a.db.own == nil {
 		t.Skip("the WAL-index cannot be mapped on this system")
 	}
-	oldID, err := a.CreateUser(ctx, "old", "hash")
-	if err != nil {
-		t.Fatal(err)
-	}
 	// A request through a reads the old account, then stalls before it
 	// stores the entry.
-	stale, err := a.Account(ctx, oldID)
-	if err != nil {
-		t.Fatal(err)
-	}
+	oldID, stale := newAccount(t, a, a, "old")
 	a.accounts.mu.RLock()
 	staleEntry := a.accounts.entries[oldID]
 	a.accounts.mu.RUnlock()
@@ -260,14 +240,7 @@ func TestWriteThroughLeavesAStaleEntryStale(t *testing.T) {
 	if _, err := b.db.write.ExecContext(ctx, `DELETE FROM users WHERE uuid = $1`, oldID); err != nil {
 		t.Fatal(err)
 	}
-	newID, err := b.CreateUser(ctx, "new", "hash")
-	if err != nil {
-		t.Fatal(err)
-	}
-	fresh, err := a.Account(ctx, newID)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, fresh := newAccount(t, b, a, "new")
 	if fresh.id != stale.id {
 		t.Skipf("the new account got id %d, not the deleted one's %d", fresh.id, stale.id)
 	}
