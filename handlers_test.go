@@ -1,7 +1,9 @@
 package main
 
 import (
+	"bytes"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -96,13 +98,27 @@ func testHealthz(t *testing.T, be backend) {
 
 func TestSuccessResponsesAreJSON(t *testing.T) { forEachBackend(t, testSuccessResponsesAreJSON) }
 
+// Success answers are JSON sent with their length, whatever their size
+// (a body past net/http's 2 KB buffer would otherwise go out chunked),
+// and end their line for curl.
 func testSuccessResponsesAreJSON(t *testing.T, be backend) {
 	app := newTestApp(t, be.fresh(t))
 	u := app.newUser()
-	for _, path := range []string{"/collection/", "/request-count/"} {
+	var movies []movie
+	for range 20 {
+		movies = append(movies, newMovie("Drama,Comedy"))
+	}
+	id := app.newCollection(u, movies...)
+	for _, path := range []string{"/collection/", "/collection/" + id + "/", "/request-count/"} {
 		res := app.do("GET", path, u.token, nil).mustStatus(t, 200)
 		if ct := res.header.Get("Content-Type"); ct != "application/json" {
 			t.Errorf("%s Content-Type: got %q", path, ct)
+		}
+		if cl := res.header.Get("Content-Length"); cl != strconv.Itoa(len(res.body)) {
+			t.Errorf("%s Content-Length: got %q for a body of %d bytes", path, cl, len(res.body))
+		}
+		if !bytes.HasSuffix(res.body, []byte("}\n")) || bytes.Count(res.body, []byte("\n")) != 1 {
+			t.Errorf("%s: the body does not end in one newline: %q", path, res.body)
 		}
 	}
 }

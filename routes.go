@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"path"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -333,9 +334,10 @@ func encode(w http.ResponseWriter, status int, v any) error {
 	return writeJSON(w, status, b)
 }
 
-// marshal encodes v as JSON without HTML escaping: the answers are read
-// by programs, and escaping makes text with <, > or & up to six times
-// longer.
+// marshal encodes v as JSON without HTML escaping, ending in a newline
+// (so that curl's output ends its line): a response body as writeJSON
+// takes it. The answers are read by programs, and escaping makes text
+// with <, > or & up to six times longer.
 func marshal(v any) ([]byte, error) {
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
@@ -343,17 +345,17 @@ func marshal(v any) ([]byte, error) {
 	if err := enc.Encode(v); err != nil {
 		return nil, fmt.Errorf("encode response: %w", err)
 	}
-	return bytes.TrimSuffix(buf.Bytes(), newline), nil
+	return buf.Bytes(), nil
 }
 
-// writeJSON writes an already-encoded JSON body.
+// writeJSON writes an already-encoded JSON body, which ends in a newline,
+// in one piece and with its length: a body longer than net/http's 2 KB
+// buffer would otherwise go out chunked, in more writes and more bytes.
 func writeJSON(w http.ResponseWriter, status int, body []byte) error {
 	h := w.Header()
 	h["Content-Type"] = []string{"application/json"}
+	h["Content-Length"] = []string{strconv.Itoa(len(body))}
 	w.WriteHeader(status)
 	w.Write(body)
-	w.Write(newline) // so that curl's output ends its line
 	return nil
 }
-
-var newline = []byte{'\n'}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"encoding/json"
@@ -287,7 +288,7 @@ func encodeMovies(movies []movie) (string, error) {
 		movies = []movie{}
 	}
 	b, err := marshal(movies)
-	return string(b), err
+	return string(bytes.TrimSuffix(b, []byte{'\n'})), err
 }
 
 // decodeMovies reads the stored form of a collection's movies.
