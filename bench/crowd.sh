@@ -199,6 +199,32 @@ endpoint_stats() {
     END { flush() }'
 }
 
+# cpu_ticks PID...: the CPU time (user + system, in clock ticks) the
+# processes and their children that have exited have used so far: a
+# PostgreSQL backend that exits adds its time to the postmaster's.
+cpu_ticks() {
+  local pid t=0 stat
+  local -a fields
+  for pid in "$@"; do
+    stat=$(cat "/proc/$pid/stat" 2>/dev/null) || continue
+    stat=${stat##*) }
+    read -r -a fields <<<"$stat"
+    t=$((t + fields[11] + fields[12] + fields[13] + fields[14]))
+  done
+  echo "$t"
+}
+
+# db_ticks: cpu_ticks of every PostgreSQL process (0 on SQLite, where the
+# database is the service's own work).
+db_ticks() {
+  if [[ $key == postgres ]]; then
+    # shellcheck disable=SC2046
+    cpu_ticks $(pgrep -x postgres)
+  else
+    echo 0
+  fi
+}
+
 # --- one database -----------------------------------------------------------
 
 mkdir -p "$raw"
@@ -214,15 +240,19 @@ notes=()
 measure() {
   local key=$1 name=$2 label=$3 write=$4 put=$5 post=$6
   local args=("$tmp/users-$key.txt" "$write" "$read_list" "$read_get" "$read_count" "$put" "$post" "$movies")
-  local i prof_pid s b st from to f
+  local i prof_pid s b st from to f t0 d0
   local -a srv=() base=() sts=()
+  local base_cpu=0 srv_cpu=0 db_cpu=0 base_n=0 srv_n=0
   sleep 0.3 # let the log writer flush the previous row
   from=$(($(wc -l <"$server_log") + 1))
   for i in 1 2; do
     f=$raw/crowd-$key-$name.baseline.$i.txt
     log "$backend_label, $label: baseline run $i"
+    t0=$(cpu_ticks "$base_pid")
     run_wrk "$f" "$baseline" "${args[@]}"
+    base_cpu=$((base_cpu + $(cpu_ticks "$base_pid") - t0))
     base+=("$(parse "$f")")
+    base_n=$((base_n + $(parse "$f" | awk '{print $6}')))
     prof_pid=""
     if [[ $profile == 1 && $i == 2 ]]; then
       curl -s -o "$out/crowd-$key-$name.cpu.pprof" "http://$pprof_addr/debug/pprof/profile?seconds=$prof_secs" &
@@ -231,8 +261,11 @@ measure() {
     fi
     f=$raw/crowd-$key-$name.service.$i.txt
     log "$backend_label, $label: service run $i"
+    t0=$(cpu_ticks "$server_pid") d0=$(db_ticks)
     run_wrk "$f" "$service" "${args[@]}"
+    srv_cpu=$((srv_cpu + $(cpu_ticks "$server_pid") - t0)) db_cpu=$((db_cpu + $(db_ticks) - d0))
     srv+=("$(parse "$f")")
+    srv_n=$((srv_n + $(parse "$f" | awk '{print $6}')))
     sts+=("$(statuses "$f")")
     if [[ -n $prof_pid ]]; then
       wait "$prof_pid" || log "$label: CPU profile capture failed"
@@ -290,6 +323,13 @@ measure() {
   done
   ep_rows+=("| $label |$cells")
 
+  # CPU per request answered, from /proc: clock ticks to microseconds.
+  cpu_rows+=("$(awk -v l="$label" -v hz="$(getconf CLK_TCK)" -v s="$srv_cpu" -v d="$db_cpu" -v sn="$srv_n" \
+    -v b="$base_cpu" -v bn="$base_n" -v pg="$([[ $key == postgres ]] && echo 1)" 'BEGIN {
+      u = 1e6 / hz; sv = sn ? s * u / sn : 0; db = sn ? d * u / sn : 0; bv = bn ? b * u / bn : 0
+      printf "| %s | %.0f | %s | %.0f | %.0f | **%.1f** |", l, sv, (pg ? sprintf("%.0f", db) : "—"), sv + db, bv, (bv ? (sv + db) / bv : 0)
+    }')")
+
   local sent
   sent=$(for i in 1 2; do
     sed -n 's/^crowd: sent //p' "$raw/crowd-$key-$name.service.$i.txt"
@@ -304,6 +344,7 @@ run_backend() {
   backend_label=$2
   rows=()
   ep_rows=()
+  cpu_rows=()
   runs=()
 
   # Seeding: cheap hashes, and no limit on registrations from one address.
@@ -360,6 +401,12 @@ run_backend() {
     echo "| load | \`GET /collection/\` | \`GET /collection/{uuid}/\` | \`GET /request-count/\` | \`PUT /collection/{uuid}/\` | \`POST /collection/\` |"
     echo "|---|---:|---:|---:|---:|---:|"
     printf '%s\n' "${ep_rows[@]}"
+    echo
+    echo "CPU time per request, in µs, from /proc over both runs of each side: less noisy than req/s on a shared machine, and what a ratio to bare can only improve by shrinking."
+    echo
+    echo "| load | service | PostgreSQL | service + database | baseline | ratio to baseline |"
+    echo "|---|---:|---:|---:|---:|---:|"
+    printf '%s\n' "${cpu_rows[@]}"
     echo
     echo "Server peak RSS (VmHWM): $rss MiB; $log_lines log lines, $warnings not at INFO level; exit status $server_status after SIGTERM."
     echo
