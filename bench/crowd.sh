@@ -33,7 +33,7 @@
 # database movies_bench is (re)created next to TEST_DATABASE_URL's, or, with
 # neither set, on the local PostgreSQL of .ci/postgres.sh, started (and
 # installed) by it when none answers on 127.0.0.1:5432. BENCH_POSTGRES=0:
-# SQLite only.
+# SQLite only; BENCH_SQLITE=0 with PostgreSQL: PostgreSQL only.
 #
 # Server settings not pinned here (COUNTER_FLUSH_INTERVAL, DB_MAX_OPEN_CONNS,
 # ...) pass through from the environment and are listed in the report.
@@ -120,6 +120,9 @@ elif [[ ${BENCH_POSTGRES:-0} == 1 || -n ${TEST_DATABASE_URL:-} ]]; then
   pg_label="database movies_bench, fresh"
 fi
 if [[ -n $pg_url ]]; then
+  if [[ ${BENCH_SQLITE:-1} == 0 ]]; then
+    backends=()
+  fi
   pg_version=$(psql -tAq "$pg_url" -c 'SHOW server_version' 2>/dev/null | awk '{print $1}' || true)
   backends+=("postgres|PostgreSQL${pg_version:+ $pg_version} ($pg_label)|$pg_url")
 fi
