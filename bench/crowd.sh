@@ -405,7 +405,7 @@ run_backend() {
     echo "|---|---:|---:|---:|---:|---:|"
     printf '%s\n' "${ep_rows[@]}"
     echo
-    echo "CPU time per request, in µs, from /proc over both runs of each side: less noisy than req/s on a shared machine, and what a ratio to bare can only improve by shrinking."
+    echo "CPU time per request, in µs, from /proc over both runs of each side: on cores shared with wrk, req/s rises only as this falls, and it tells the service's share from the database's."
     echo
     echo "| load | service | PostgreSQL | service + database | baseline | ratio to baseline |"
     echo "|---|---:|---:|---:|---:|---:|"
