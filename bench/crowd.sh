@@ -217,8 +217,9 @@ cpu_ticks() {
   echo "$t"
 }
 
-# db_ticks: cpu_ticks of every PostgreSQL process (0 on SQLite, where the
-# database is the service's own work).
+# db_ticks: cpu_ticks of every PostgreSQL process on this machine (0 on
+# SQLite, where the database is the service's own work; and 0 for a
+# PostgreSQL elsewhere, which this cannot see).
 db_ticks() {
   if [[ $key == postgres ]]; then
     # shellcheck disable=SC2046
@@ -255,7 +256,7 @@ measure() {
     run_wrk "$f" "$baseline" "${args[@]}"
     base_cpu=$((base_cpu + $(cpu_ticks "$base_pid") - t0))
     base+=("$(parse "$f")")
-    base_n=$((base_n + $(parse "$f" | awk '{print $6}')))
+    base_n=$((base_n + ${base[-1]##* }))
     prof_pid=""
     if [[ $profile == 1 && $i == 2 ]]; then
       curl -s -o "$out/crowd-$key-$name.cpu.pprof" "http://$pprof_addr/debug/pprof/profile?seconds=$prof_secs" &
@@ -268,7 +269,7 @@ measure() {
     run_wrk "$f" "$service" "${args[@]}"
     srv_cpu=$((srv_cpu + $(cpu_ticks "$server_pid") - t0)) db_cpu=$((db_cpu + $(db_ticks) - d0))
     srv+=("$(parse "$f")")
-    srv_n=$((srv_n + $(parse "$f" | awk '{print $6}')))
+    srv_n=$((srv_n + ${srv[-1]##* }))
     sts+=("$(statuses "$f")")
     if [[ -n $prof_pid ]]; then
       wait "$prof_pid" || log "$label: CPU profile capture failed"
