@@ -471,6 +471,36 @@ func BenchmarkCollectionList(b *testing.B) {
 	}
 }
 
+// BenchmarkCollectionAnswer renders the answer of GET or PUT
+// /collection/{id}/ for a collection of 10 movies, as the service does
+// (body) and as encoding/json would.
+func BenchmarkCollectionAnswer(b *testing.B) {
+	movies := make([]movie, 10)
+	for i := range movies {
+		movies[i] = newMovie("Action,Drama,Thriller")
+		movies[i].Description = strings.Repeat("A movie about things that happen. ", 7)
+	}
+	stored, err := encodeMovies(movies)
+	if err != nil {
+		b.Fatal(err)
+	}
+	c := storedCollection{UUID: "6f1c0e2a-9a4e-4c4e-8f51-3f0f6f0d2b1a", Title: "Weekend", Description: "for Saturday", Movies: json.RawMessage(stored)}
+	b.Run("body", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			c.body()
+		}
+	})
+	b.Run("encoding/json", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := marshal(c); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
 func TestCollectionReadsSeeOtherProcessesWrites(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, be backend) {
 		dsn := be.dsn(t)

@@ -279,20 +279,16 @@ func (s *server) handleCollectionList(w http.ResponseWriter, r *http.Request, ac
 }
 
 // cached answers 200 with the body cached for the user's collection id
-// at the user's version, or else with load's value, which
-// it caches at that version. The version was read when the request
+// at the user's version, or else with the body load renders, which it
+// caches at that version. The version was read when the request
 // began, before the data: a write landing in between makes the entry
 // stale at once, never stale data look current. Another user's write, or
 // a counter flush, leaves the entry alone.
-func (s *server) cached(w http.ResponseWriter, r *http.Request, acct account, id string, load func() (any, error)) error {
+func (s *server) cached(w http.ResponseWriter, r *http.Request, acct account, id string, load func() ([]byte, error)) error {
 	if body, ok := s.cache.get(acct.id, id, acct.version); ok {
 		return writeJSON(w, http.StatusOK, body)
 	}
-	v, err := load()
-	if err != nil {
-		return err
-	}
-	body, err := marshal(v)
+	body, err := load()
 	if err != nil {
 		return err
 	}
@@ -306,12 +302,15 @@ func (s *server) handleCollectionGet(w http.ResponseWriter, r *http.Request, acc
 	if err != nil {
 		return err
 	}
-	return s.cached(w, r, acct, id, func() (any, error) {
+	return s.cached(w, r, acct, id, func() ([]byte, error) {
 		c, err := s.store.Collection(r.Context(), acct.id, id)
 		if errors.Is(err, errNotFound) {
 			return nil, errCollectionNotFound
 		}
-		return c, err
+		if err != nil {
+			return nil, err
+		}
+		return c.body(), nil
 	})
 }
 
@@ -332,10 +331,7 @@ func (s *server) handleCollectionUpdate(w http.ResponseWriter, r *http.Request, 
 	if err != nil {
 		return err
 	}
-	body, err := marshal(c)
-	if err != nil {
-		return err
-	}
+	body := c.body()
 	if in.Movies == nil {
 		s.cache.renamed(acct.id, version-1, version, c)
 	} else {
