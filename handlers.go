@@ -144,7 +144,7 @@ func (s *server) handleLogin(w http.ResponseWriter, r *http.Request) error {
 // process can answer at all. Whether it can serve (the database) is
 // /readyz's question.
 func (s *server) handleHealthz(w http.ResponseWriter, r *http.Request) error {
-	return writeJSON(w, http.StatusOK, []byte(`{"status":"ok"}` + "\n"))
+	return writeJSON(w, http.StatusOK, []byte(`{"status":"ok"}`+"\n"))
 }
 
 // moviesPage is the body of GET /movies/.
@@ -374,5 +374,5 @@ func (s *server) handleRequestCountReset(w http.ResponseWriter, r *http.Request)
 	if err := s.counter.Reset(r.Context()); err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusOK, []byte(`{"message":"request count reset successfully"}` + "\n"))
+	return writeJSON(w, http.StatusOK, []byte(`{"message":"request count reset successfully"}`+"\n"))
 }

@@ -67,7 +67,7 @@ func (rd *readiness) handler(ping func(ctx context.Context) error) http.HandlerF
 			rd.notReady(w, "the database does not answer")
 			return
 		}
-		writeJSON(w, http.StatusOK, []byte(`{"status":"ready"}` + "\n"))
+		writeJSON(w, http.StatusOK, []byte(`{"status":"ready"}`+"\n"))
 	}
 }
 
