@@ -20,6 +20,12 @@ import (
 // takes the change in: a rename (renamed), a new collection and the
 // genre counts it moved (created). The list is kept as data, read at
 // exactly its version, and rendered by the next request that reads it.
+//
+// A read can learn the version such a write made before the write's
+// handler has told the cache what it changed: it misses, and caches its
+// answer at the new version. The answers at the version before are then
+// kept aside (userAnswers.prev), so that the write, when it tells, still
+// carries the ones it left alone forward, and the list with its change.
 type responseCache struct {
 	mu       sync.RWMutex
 	users    map[int64]*userAnswers
@@ -36,6 +42,10 @@ type userAnswers struct {
 	// is it rendered, when it has been since the last change.
 	list      *cachedList
 	listBytes int // what list is counted as in size
+	// prev is the user's answers at version-1, set aside when an answer
+	// at version came first, until this process's write that made
+	// version says what it changed (changeList). Never served.
+	prev *userAnswers
 }
 
 // cachedList is what GET /collection/ says, as data: the collections,
@@ -132,8 +142,7 @@ func (c *responseCache) putAnswer(userID int64, id string, version int64, body [
 	case u != nil && version < u.version:
 		return
 	case u != nil && version > u.version:
-		c.dropAll(u)
-		u.version = version
+		c.moveOn(u, version)
 	}
 	if c.size+cost > c.maxBytes {
 		clear(c.users)
@@ -216,10 +225,15 @@ func (c *responseCache) changeList(userID, from, to int64, changed string, chang
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	u := c.users[userID]
+	if u != nil && u.version == to && u.prev != nil && u.prev.version == from {
+		c.catchUp(u, changed, change)
+		return
+	}
 	if u == nil || u.version != from {
 		return
 	}
 	list, listBytes := u.list, u.listBytes
+	c.dropPrev(u) // answers set aside before from are of no use now
 	u.version = to
 	c.drop(u, "") // the list, and its bytes
 	c.drop(u, changed)
@@ -234,6 +248,45 @@ func (c *responseCache) changeList(userID, from, to int64, changed string, chang
 	c.size += u.listBytes
 }
 
+// catchUp is changeList for a user whose answers a read has already
+// moved on to the write's version: of the answers set aside at the
+// version before, those the write left alone join the new ones where
+// these have none, and the list does with the change made.
+func (c *responseCache) catchUp(u *userAnswers, changed string, change func(*cachedList) (int, bool)) {
+	p := u.prev
+	u.prev = nil
+	for id, body := range p.bodies {
+		c.size -= len(body)
+		if _, ok := u.bodies[id]; id != "" && id != changed && !ok {
+			u.bodies[id] = body
+			c.size += len(body)
+		}
+	}
+	c.size -= p.listBytes
+	if u.list != nil || p.list == nil || change == nil {
+		return
+	}
+	grown, ok := change(p.list)
+	if !ok || c.size+p.listBytes+grown > c.maxBytes {
+		return
+	}
+	u.list, u.listBytes = p.list, p.listBytes+grown
+	c.size += u.listBytes
+}
+
+// moveOn moves u to a newer version: its answers are dropped, or, when
+// version is the next one, set aside for catchUp.
+func (c *responseCache) moveOn(u *userAnswers, version int64) {
+	c.dropPrev(u)
+	if version == u.version+1 && (len(u.bodies) > 0 || u.list != nil) {
+		u.prev = &userAnswers{version: u.version, bodies: u.bodies, list: u.list, listBytes: u.listBytes}
+		u.bodies, u.list, u.listBytes = map[string][]byte{}, nil, 0
+	} else {
+		c.dropAll(u)
+	}
+	u.version = version
+}
+
 // drop forgets u's answer for id, and the list with the list's answer.
 func (c *responseCache) drop(u *userAnswers, id string) {
 	if body, ok := u.bodies[id]; ok {
@@ -246,10 +299,19 @@ func (c *responseCache) drop(u *userAnswers, id string) {
 	}
 }
 
-// dropAll forgets all of u's answers.
+// dropAll forgets all of u's answers, those set aside too.
 func (c *responseCache) dropAll(u *userAnswers) {
 	for id := range u.bodies {
 		c.drop(u, id)
 	}
 	c.drop(u, "")
+	c.dropPrev(u)
+}
+
+// dropPrev forgets the answers set aside for u.
+func (c *responseCache) dropPrev(u *userAnswers) {
+	if u.prev != nil {
+		c.dropAll(u.prev)
+		u.prev = nil
+	}
 }

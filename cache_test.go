@@ -1,11 +1,16 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
 	"reflect"
 	"slices"
+	"sync"
 	"testing"
 )
 
@@ -58,6 +63,45 @@ func TestResponseCacheVersions(t *testing.T) {
 			want: map[string]string{"b@4": "B4"},
 		},
 		{
+			name: "a read that learned an own write's version first keeps the answers it left alone",
+			do: func(c *responseCache) {
+				c.put(1, "", 3, body("list"))
+				c.put(1, "a", 3, body("A3"))
+				c.put(1, "b", 3, body("B3"))
+				c.put(1, "c", 4, body("C4")) // read at 4 before the write's handler told
+				c.advance(1, 3, 4, "a")
+			},
+			want: map[string]string{"b@4": "B3", "c@4": "C4"},
+		},
+		{
+			name: "an answer read at the new version beats the one set aside",
+			do: func(c *responseCache) {
+				c.put(1, "b", 3, body("B3"))
+				c.put(1, "b", 4, body("B4"))
+				c.advance(1, 3, 4, "a")
+			},
+			want: map[string]string{"b@4": "B4"},
+		},
+		{
+			name: "answers set aside go when a write moves on from the new version",
+			do: func(c *responseCache) {
+				c.put(1, "b", 3, body("B3"))
+				c.put(1, "c", 4, body("C4"))
+				c.advance(1, 4, 5, "x")
+				c.advance(1, 3, 4, "a") // too late: the cache is at 5
+			},
+			want: map[string]string{"c@5": "C4"},
+		},
+		{
+			name: "answers two versions back are not set aside",
+			do: func(c *responseCache) {
+				c.put(1, "b", 3, body("B3"))
+				c.put(1, "c", 5, body("C5"))
+				c.advance(1, 4, 5, "a")
+			},
+			want: map[string]string{"c@5": "C5"},
+		},
+		{
 			name: "users are apart",
 			do: func(c *responseCache) {
 				c.put(1, "a", 3, body("A3"))
@@ -82,10 +126,12 @@ func TestResponseCacheVersions(t *testing.T) {
 			}
 			size := 0
 			for _, u := range c.users {
-				for _, b := range u.bodies {
-					size += len(b)
+				for ; u != nil; u = u.prev {
+					for _, b := range u.bodies {
+						size += len(b)
+					}
+					size += u.listBytes
 				}
-				size += u.listBytes
 			}
 			if size != c.size {
 				t.Errorf("size %d, but the answers hold %d bytes", c.size, size)
@@ -162,6 +208,161 @@ func TestCachedReadsMatchTheDatabase(t *testing.T) {
 				for _, id := range deleted {
 					app.do("GET", "/collection/"+id+"/", u.token, nil).mustStatus(t, 404)
 				}
+			}
+		}
+	})
+}
+
+// TestReadsRacingWritesAreNeverOlder drives one user's renames and
+// creates through one process while other requests read the same user
+// as fast as they can, so that reads often learn a write's version before
+// its handler has told the cache what it changed. After each write is
+// answered, its writer reads it back: the collection and the list show
+// that write or a later one, never an earlier one; and at the end every
+// read answers what the database holds.
+func TestReadsRacingWritesAreNeverOlder(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, be backend) {
+		app := newTestApp(t, withDSN(be.dsn(t)))
+		u := app.newUser()
+		ids := []string{app.newCollection(u, newMovie("Drama")), app.newCollection(u, newMovie("War,Drama"))}
+		// send answers the status and the body of a request as u, its
+		// body sent as JSON unless nil; safe in any goroutine.
+		send := func(method, path string, body any) (int, []byte) {
+			var js []byte
+			if body != nil {
+				js, _ = json.Marshal(body)
+			}
+			req := httptest.NewRequest(method, path, bytes.NewReader(js))
+			req.Header.Set("Authorization", "Bearer "+u.token)
+			rec := httptest.NewRecorder()
+			app.handler.ServeHTTP(rec, req)
+			return rec.Code, rec.Body.Bytes()
+		}
+		get := func(path string) (int, []byte) { return send("GET", path, nil) }
+		// titles reads the list: each collection's title by UUID.
+		titles := func() (map[string]string, error) {
+			code, body := get("/collection/")
+			var l collectionList
+			if err := json.Unmarshal(body, &l); code != http.StatusOK || err != nil {
+				return nil, fmt.Errorf("list: %d %s", code, body)
+			}
+			m := map[string]string{}
+			for _, c := range l.Data.Collections {
+				m[c.UUID] = c.Title
+			}
+			return m, nil
+		}
+		const writes = 30
+		done := make(chan struct{})
+		var readers, writers sync.WaitGroup
+		for range 4 {
+			readers.Add(1)
+			go func() {
+				defer readers.Done()
+				for i := 0; ; i++ {
+					select {
+					case <-done:
+						return
+					default:
+					}
+					path := "/collection/"
+					if i%2 == 1 {
+						path = "/collection/" + ids[i/2%len(ids)] + "/"
+					}
+					if code, body := get(path); code != http.StatusOK {
+						t.Errorf("GET %s: %d %s", path, code, body)
+						return
+					}
+				}
+			}()
+		}
+		// One writer renames each collection; only it renames that one, so
+		// after its k-th rename nothing may show an older title.
+		for w, id := range ids {
+			writers.Add(1)
+			go func() {
+				defer writers.Done()
+				for k := range writes {
+					title := fmt.Sprintf("w%d-%02d", w, k)
+					if code, body := send("PUT", "/collection/"+id+"/", map[string]any{"title": title}); code != http.StatusOK {
+						t.Errorf("rename: %d %s", code, body)
+						return
+					}
+					code, body := get("/collection/" + id + "/")
+					var c collection
+					if err := json.Unmarshal(body, &c); code != http.StatusOK || err != nil || c.Title < title {
+						t.Errorf("after rename %q, GET answered %d %s", title, code, body)
+						return
+					}
+					m, err := titles()
+					if err != nil || m[id] < title {
+						t.Errorf("after rename %q, the list shows %q (%v)", title, m[id], err)
+						return
+					}
+				}
+			}()
+		}
+		// And one creates and deletes, reading each one back: the list
+		// holds what it made and kept, and a deleted one is gone.
+		writers.Add(1)
+		go func() {
+			defer writers.Done()
+			var kept []string
+			for k := range writes {
+				code, body := send("POST", "/collection/", map[string]any{"title": fmt.Sprint("new ", k), "movies": []movie{newMovie("Comedy,War")}})
+				var c collectionCreated
+				if err := json.Unmarshal(body, &c); code != http.StatusCreated || err != nil {
+					t.Errorf("create: %d %s", code, body)
+					return
+				}
+				id := c.CollectionUUID
+				if code, body := get("/collection/" + id + "/"); code != http.StatusOK {
+					t.Errorf("after create %d, GET answered %d %s", k, code, body)
+					return
+				}
+				if k%2 == 1 {
+					if code, body := send("DELETE", "/collection/"+id+"/", nil); code != http.StatusNoContent {
+						t.Errorf("delete: %d %s", code, body)
+						return
+					}
+					if code, body := get("/collection/" + id + "/"); code != http.StatusNotFound {
+						t.Errorf("after delete %d, GET answered %d %s", k, code, body)
+						return
+					}
+				} else {
+					kept = append(kept, id)
+				}
+				m, err := titles()
+				if _, ok := m[id]; err != nil || ok != (k%2 == 0) {
+					t.Errorf("after write %d, the list holds %s: %t (%v)", k, id, ok, err)
+					return
+				}
+				for _, id := range kept {
+					if _, ok := m[id]; !ok {
+						t.Errorf("after write %d, the list lacks %s", k, id)
+						return
+					}
+				}
+			}
+		}()
+		writers.Wait()
+		close(done)
+		readers.Wait()
+
+		acct, err := app.store.UserByName(context.Background(), u.name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		list, counts, _, err := app.store.Collections(context.Background(), acct.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := app.listCollections(u); !reflect.DeepEqual(got.Collections, list) || got.FavouriteGenres != favouriteGenres(counts) {
+			t.Errorf("list at the end: %+v, the database has %+v, %q", got, list, favouriteGenres(counts))
+		}
+		for _, id := range ids {
+			if got, want := app.getCollection(u, id).Title, fmt.Sprintf("w%d-%02d", slices.Index(ids, id), writes-1); got != want {
+				t.Errorf("collection %s at the end: %q, want %q", id, got, want)
 			}
 		}
 	})
@@ -274,10 +475,28 @@ func TestResponseCacheWritesKeepTheList(t *testing.T) {
 		t.Errorf("the other collection's answer after a create without counts: %q, %t", got, ok)
 	}
 
+	// A read at the version of a rename that got there before the
+	// rename's handler told: the rename still makes its list.
+	c.put(1, "a", 7, []byte("A7"))
+	c.renamed(1, 6, 7, storedCollection{UUID: "b", Title: "raced"})
+	if _, ok := render(7); ok {
+		t.Errorf("a list was made up at version 7 from none at 6")
+	}
+	c.putList(1, 7, &cachedList{collections: []collectionSummary{{UUID: "b", Title: "B"}}}, []byte("list at 7"))
+	c.put(1, "b", 8, []byte("B8"))
+	c.renamed(1, 7, 8, storedCollection{UUID: "b", Title: "raced"})
+	got, ok = render(8)
+	if want := (collectionListData{Collections: []collectionSummary{{UUID: "b", Title: "raced"}}}); !ok || !reflect.DeepEqual(got, want) {
+		t.Errorf("list after a rename that a read raced: %+v, %t; want %+v", got, ok, want)
+	}
+	if got, ok := c.get(1, "a", 8); !ok || string(got) != "A7" {
+		t.Errorf("the other collection's answer after a rename that a read raced: %q, %t", got, ok)
+	}
+
 	// From a version the cache is not at, nothing is written in.
-	c.renamed(1, 7, 8, storedCollection{UUID: "b", Title: "elsewhere"})
-	c.created(1, 8, 9, collectionSummary{UUID: "d"}, nil)
-	for v := int64(6); v <= 9; v++ {
+	c.renamed(1, 9, 10, storedCollection{UUID: "b", Title: "elsewhere"})
+	c.created(1, 10, 11, collectionSummary{UUID: "d"}, nil)
+	for v := int64(9); v <= 11; v++ {
 		if _, ok := render(v); ok {
 			t.Errorf("a list was made up for version %d, whose predecessor was never cached", v)
 		}
