@@ -179,8 +179,12 @@ func (s *Store) CreateCollection(ctx context.Context, userID int64, c collection
 	}
 	tally := map[string]int{}
 	tallyGenres(tally, c.Movies, +1)
+	genres, err := newGenreDelta(tally)
+	if err != nil {
+		return 0, nil, fmt.Errorf("create collection: %w", err)
+	}
 	if s.db.dialect.writableCTEs {
-		return s.createOne(ctx, userID, c, movies, tally)
+		return s.createOne(ctx, userID, c, movies, genres)
 	}
 	var version int64
 	var counts map[string]int
@@ -197,11 +201,10 @@ func (s *Store) CreateCollection(ctx context.Context, userID int64, c collection
 		if err := tx.exec(qInsertCollection, c.UUID, userID, c.Title, c.Description, movies); err != nil {
 			return err
 		}
-		written, err := applyGenreTally(tx, userID, tally)
-		if err != nil || !withCounts {
+		if err := applyGenreDelta(tx, userID, genres); err != nil || !withCounts {
 			return err
 		}
-		counts, err = genreCounts(tx, userID, written)
+		counts, err = genreCounts(tx, userID, genres.js)
 		return err
 	})
 	if isForeignKeyViolation(err) {
@@ -216,16 +219,15 @@ func (s *Store) CreateCollection(ctx context.Context, userID int64, c collection
 // createOne is CreateCollection in one statement, for a dialect with
 // writableCTEs: one round trip and one commit instead of five. It locks
 // the user's row, then the genres' in name order, as the transaction does.
-func (s *Store) createOne(ctx context.Context, userID int64, c collection, movies string, tally map[string]int) (int64, map[string]int, error) {
-	genres, err := json.Marshal(tally)
-	if err != nil {
-		return 0, nil, fmt.Errorf("create collection: %w", err)
+func (s *Store) createOne(ctx context.Context, userID int64, c collection, movies string, genres genreDelta) (int64, map[string]int, error) {
+	if genres.js == "" {
+		genres.js = "{}"
 	}
 	var version int64
 	var counted []byte
-	err = s.db.writeOne(ctx, createQuery, func(row *sql.Row) error {
+	err := s.db.writeOne(ctx, createQuery, func(row *sql.Row) error {
 		return row.Scan(&version, &counted)
-	}, c.UUID, userID, c.Title, c.Description, movies, maxCollections, string(genres))
+	}, c.UUID, userID, c.Title, c.Description, movies, maxCollections, genres.js)
 	if errors.Is(err, sql.ErrNoRows) {
 		// The user is gone, or at the limit.
 		var n int
@@ -300,33 +302,59 @@ func decodeMovies(stored string) ([]movie, error) {
 	return movies, nil
 }
 
-// applyGenreTally adds tally to the user's genre counts and drops the
-// genres that it brought to zero: only the genres of this write are
-// touched, whatever else the user has, in two statements however many
-// there are. It returns the tally as the JSON object they read ("" for
-// none), for genreCounts.
-func applyGenreTally(tx *writeTx, userID int64, tally map[string]int) (string, error) {
+// genreDelta is a change to a user's genre counts as the JSON object of
+// counts by genre that the statements read ({counts}): made before a
+// create's write begins, so that the single writer only runs statements.
+type genreDelta struct {
+	js     string // "" when no count changes
+	lowers bool   // some count goes down
+}
+
+// newGenreDelta is tally as a genreDelta.
+func newGenreDelta(tally map[string]int) (genreDelta, error) {
 	if len(tally) == 0 {
-		return "", nil
+		return genreDelta{}, nil
 	}
 	js, err := json.Marshal(tally)
 	if err != nil {
-		return "", err
+		return genreDelta{}, err
 	}
-	if err := tx.exec(qAddGenres, userID, string(js)); err != nil {
-		return "", err
-	}
+	d := genreDelta{js: string(js)}
 	for _, n := range tally {
-		if n < 0 {
-			return string(js), tx.exec(qDropGenres, userID, string(js))
-		}
+		d.lowers = d.lowers || n < 0
 	}
-	return string(js), nil
+	return d, nil
+}
+
+// applyGenreTally adds tally to the user's genre counts and drops the
+// genres that it brought to zero: only the genres of this write are
+// touched, whatever else the user has, in two statements however many
+// there are.
+func applyGenreTally(tx *writeTx, userID int64, tally map[string]int) error {
+	d, err := newGenreDelta(tally)
+	if err != nil {
+		return err
+	}
+	return applyGenreDelta(tx, userID, d)
+}
+
+// applyGenreDelta is applyGenreTally with the tally already encoded.
+func applyGenreDelta(tx *writeTx, userID int64, d genreDelta) error {
+	if d.js == "" {
+		return nil
+	}
+	if err := tx.exec(qAddGenres, userID, d.js); err != nil {
+		return err
+	}
+	if d.lowers {
+		return tx.exec(qDropGenres, userID, d.js)
+	}
+	return nil
 }
 
 // genreCounts reads the user's counts of the genres that the tally
-// applyGenreTally wrote as JSON raised, in one statement that answers
-// them as one JSON object.
+// (a genreDelta's JSON) raised, in one statement that answers them as one
+// JSON object.
 func genreCounts(tx *writeTx, userID int64, tally string) (map[string]int, error) {
 	counts := map[string]int{}
 	if tally == "" {
@@ -492,8 +520,7 @@ func (s *Store) UpdateCollection(ctx context.Context, userID int64, id string, i
 		if version, err = bumpUser(tx, userID, 0); err != nil {
 			return err
 		}
-		_, err = applyGenreTally(tx, userID, tally)
-		return err
+		return applyGenreTally(tx, userID, tally)
 	})
 	if err != nil && !errors.Is(err, errNotFound) {
 		err = fmt.Errorf("update collection: %w", err)
@@ -546,8 +573,7 @@ func (s *Store) DeleteCollection(ctx context.Context, userID int64, id string) (
 		if err := untallyMovies(tally, old); err != nil {
 			return err
 		}
-		_, err = applyGenreTally(tx, userID, tally)
-		return err
+		return applyGenreTally(tx, userID, tally)
 	})
 	if err != nil && !errors.Is(err, errNotFound) {
 		err = fmt.Errorf("delete collection: %w", err)
