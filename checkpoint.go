@@ -10,12 +10,11 @@ import (
 // background, on a connection of its own, so that the writer does not.
 // SQLite's default has the committing connection do it whenever the WAL
 // passes 1,000 pages: under a crowd of writes that is many times a
-// second, each time holding up every write behind it, and each time the
-// WAL then restarts, which the account cache sees as a change it did not
-// foresee and reads every account again (see ownCommits). A PASSIVE
-// checkpoint takes no lock that writers or readers wait on; the writer
-// keeps a far higher limit of its own (writerCheckpointPages) in case
-// this one cannot keep up.
+// second, each time holding up every write behind it. (The commit after
+// each then restarts the WAL; ownCommits knows that move as its own.) A
+// PASSIVE checkpoint takes no lock that writers or readers wait on; the
+// writer keeps a far higher limit of its own (writerCheckpointPages) in
+// case this one cannot keep up.
 type checkpointer struct {
 	db   *sql.DB
 	stop chan struct{}

@@ -15,10 +15,13 @@ import "sync"
 // found before a commit is not the one our last commit left, another
 // process committed in between, and the epoch moves on, which every entry
 // read before carries. A request trusts the chain only while the key it
-// reads is still the one our last commit left. Anything unforeseen (a WAL
-// restart changing the salt, a transaction that wrote nothing) makes a key
-// differ from the one foreseen: entries are then read again, never served
-// stale.
+// reads is still the one our last commit left. When our commit restarts
+// the WAL (the first commit after a checkpoint copied all of it back), the
+// salt in the key changes too; the key it left is then read back, taken
+// only when the commit counter shows no other commit since. Anything else
+// unforeseen (a transaction that wrote nothing, another process's
+// checkpoint restarting the WAL) makes a key differ from the one foreseen:
+// entries are then read again, never served stale.
 type ownCommits struct {
 	wal *walIndex
 
@@ -79,8 +82,17 @@ func (o *ownCommits) committed(key int64, ok bool, users []int64, versions []use
 	for _, id := range users {
 		o.touched[id] = o.seq
 	}
-	// iChange, the low half of the key, moves by one; the salt stays.
+	// iChange, the low half of the key, moves by one; the salt stays...
 	o.last, o.lastOK = key&^0xffffffff|int64(uint32(key)+1), ok
+	// ...unless this commit found the WAL wholly copied back by a
+	// checkpoint and started it over, which gives the WAL a new salt:
+	// what changed no data. A commit that wrote a page does this, and
+	// every write that leaves a user at a version wrote one. Only a
+	// commit moves iChange, so if it is now just one past the key found
+	// before, no other commit came in between.
+	if after, afterOK := o.wal.changes(); ok && afterOK && len(versions) > 0 && uint32(after) == uint32(key)+1 {
+		o.last = after
+	}
 	st := commitStamp{epoch: o.epoch, seq: o.seq, key: o.last}
 	o.mu.Unlock()
 	if ok && o.accounts != nil && len(versions) > 0 {

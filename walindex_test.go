@@ -76,7 +76,7 @@ func TestAccountCacheExactAcrossCommits(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		switch rng.IntN(3) {
+		switch rng.IntN(5) {
 		case 0: // a write touching the user
 			err = writer.db.withTx(ctx, func(tx *writeTx) error {
 				_, err := bumpUser(tx, acct.id, 0)
@@ -89,6 +89,10 @@ func TestAccountCacheExactAcrossCommits(t *testing.T) {
 				bumpUser(tx, acct.id, 0)
 				return errors.New("undone")
 			})
+		case 3: // the WAL copied back: the next commit starts it over
+			_, err = writer.db.checkpoints.ExecContext(ctx, "PRAGMA wal_checkpoint(PASSIVE)")
+		case 4: // the WAL started over by a checkpoint, with no commit
+			_, err = writer.db.checkpoints.ExecContext(ctx, "PRAGMA wal_checkpoint(TRUNCATE)")
 		}
 		if err != nil {
 			t.Fatal(err)
@@ -143,7 +147,7 @@ func TestOwnWritesLeaveTheAccountCached(t *testing.T) {
 		return a.readAccounts(ctx, keys)
 	})
 	uuid, acct := newAccount(t, a, a, "kate")
-	newAccount(t, a, a, "otto")
+	otto, _ := newAccount(t, a, a, "otto")
 	bump := func(fail bool) func(*writeTx) error {
 		return func(tx *writeTx) error {
 			if _, err := bumpUser(tx, acct.id, 0); err != nil {
@@ -216,6 +220,35 @@ func TestOwnWritesLeaveTheAccountCached(t *testing.T) {
 		t.Fatal(err)
 	}
 	check("after another process commits, touching no user", 1)
+
+	// A commit that finds the WAL wholly checkpointed starts it over, with
+	// a new salt: still nothing but this process's commit, so neither its
+	// user nor another is read again.
+	if err := a.db.withTx(ctx, bump(false)); err != nil {
+		t.Fatal(err)
+	}
+	check("after this process writes again", 0)
+	if _, err := a.Account(ctx, otto); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.db.checkpoints.ExecContext(ctx, "PRAGMA wal_checkpoint(PASSIVE)"); err != nil {
+		t.Fatal(err)
+	}
+	before, _ := a.db.wal.changes()
+	if err := a.db.withTx(ctx, bump(false)); err != nil {
+		t.Fatal(err)
+	}
+	if after, _ := a.db.wal.changes(); before>>32 == after>>32 {
+		t.Fatalf("the WAL did not start over (key %x, then %x): the test needs it to", before, after)
+	}
+	check("after a write that started the WAL over", 0)
+	reads = 0
+	if _, err := a.Account(ctx, otto); err != nil {
+		t.Fatal(err)
+	}
+	if reads != 0 {
+		t.Errorf("another user after a write that started the WAL over: %d account reads, want 0", reads)
+	}
 }
 
 // TestWriteThroughLeavesAStaleEntryStale: an entry that was already stale
