@@ -36,7 +36,11 @@ type account struct {
 func (s *Store) CreateUser(ctx context.Context, username, passwordHash string) (string, error) {
 	id := newUUID()
 	err := s.db.withTx(ctx, func(tx *writeTx) error {
-		return tx.exec(qInsertUser, id, username, passwordHash)
+		if err := tx.exec(qInsertUser, id, username, passwordHash); err != nil {
+			return err
+		}
+		tx.changed()
+		return nil
 	})
 	if isUniqueViolation(err) {
 		return "", errUsernameTaken
@@ -107,6 +111,7 @@ func (s *Store) LoginFailed(ctx context.Context, username string, now time.Time,
 		if err := tx.queryRow(qLoginFailed, asciiLower(username), now.Unix(), maxFailures, secs).Scan(&until); err != nil {
 			return err
 		}
+		tx.changed() // a new row, or a count or window start that moved
 		locked = until == now.Unix()+secs
 		if rand.N(100) == 0 {
 			return tx.exec(qSweepLoginFailures, now.Unix()-secs)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"time"
@@ -169,13 +170,21 @@ func runTx(ctx context.Context, d *db, fn func(*writeTx) error) error {
 	key, keyOK := d.own.before()
 	var touched []int64
 	var versions []userVersion
-	if err := fn(&writeTx{tx: tx, db: d, ctx: ctx, touched: &touched, versions: &versions}); err != nil {
+	var wrote bool
+	if err := fn(&writeTx{tx: tx, db: d, ctx: ctx, touched: &touched, versions: &versions, wrote: &wrote}); err != nil {
 		return err
 	}
+	return commit(d, tx, ownCommit{key: key, keyOK: keyOK, wrote: wrote, users: touched, versions: versions})
+}
+
+// commit commits tx, telling ownCommits about it just before and after.
+func commit(d *db, tx *sql.Tx, c ownCommit) error {
+	d.own.committing(c)
 	if err := tx.Commit(); err != nil {
+		d.own.abandoned()
 		return err
 	}
-	d.own.committed(key, keyOK, touched, versions)
+	d.own.committed(c)
 	return nil
 }
 
@@ -192,15 +201,17 @@ func (g *groupCommit) together(batch []*writeRequest) error {
 	key, keyOK := g.db.own.before()
 	var touched []int64
 	var versions, mine []userVersion
+	var wrote, mineWrote bool
 	for _, req := range batch {
-		w := &writeTx{tx: tx, db: g.db, ctx: ctx, touched: &touched, versions: &mine}
+		w := &writeTx{tx: tx, db: g.db, ctx: ctx, touched: &touched, versions: &mine, wrote: &mineWrote}
 		if err := w.exec(qSavepoint); err != nil {
 			return fmt.Errorf("savepoint: %w", err)
 		}
-		mine = mine[:0]
+		mine, mineWrote = mine[:0], false
 		req.err = req.fn(w)
 		if req.err == nil {
 			versions = append(versions, mine...)
+			wrote = wrote || mineWrote
 		} else if err := w.exec(qRollbackToSavepoint); err != nil {
 			return errors.Join(req.err, fmt.Errorf("roll back to savepoint: %w", err))
 		}
@@ -208,9 +219,5 @@ func (g *groupCommit) together(batch []*writeRequest) error {
 			return fmt.Errorf("release savepoint: %w", err)
 		}
 	}
-	if err := tx.Commit(); err != nil {
-		return err
-	}
-	g.db.own.committed(key, keyOK, touched, versions)
-	return nil
+	return commit(g.db, tx, ownCommit{key: key, keyOK: keyOK, wrote: wrote, users: touched, versions: versions})
 }

@@ -1,6 +1,9 @@
 package main
 
-import "sync"
+import (
+	"slices"
+	"sync"
+)
 
 // ownCommits keeps a cached account valid across this process's own
 // commits to a SQLite file, unless they touched its user: without it,
@@ -31,6 +34,10 @@ type ownCommits struct {
 	epoch   int64           // moves when another process's commit is seen
 	seq     int64           // our commits so far
 	touched map[int64]int64 // user id → seq of our last commit that touched it
+	// pending is our commit between its COMMIT and committed, when
+	// pendingOK (see committing).
+	pending   ownCommit
+	pendingOK bool
 
 	// accounts, when set, learns the versions our commits leave users
 	// at (accountCache.wrote). Set before the first write.
@@ -53,54 +60,104 @@ func (o *ownCommits) before() (key int64, ok bool) {
 	return o.wal.changes()
 }
 
-// committed records a commit of ours that found key before it (ok false:
-// unknown) and touched users, and tells the account cache the versions
-// its writes left users at.
-func (o *ownCommits) committed(key int64, ok bool, users []int64, versions []userVersion) {
+// ownCommit is one commit of ours, as ownCommits learns of it.
+type ownCommit struct {
+	key   int64 // the change key found before it, while the writer held the write lock
+	keyOK bool  // false: unknown
+	// wrote is true when the commit surely changed a stored byte, so that
+	// it moves the change key; a commit that wrote nothing leaves the key
+	// where it was, for another process's commit to move on.
+	wrote    bool
+	users    []int64       // the users whose rows it may change
+	versions []userVersion // the versions it leaves users at
+}
+
+// next is the key c leaves, foreseen: iChange, the low half, moves by
+// one; the salt stays (unless the commit restarts the WAL: see committed).
+func (c ownCommit) next() int64 { return c.key&^0xffffffff | int64(uint32(c.key)+1) }
+
+// chained reports whether nothing but our commits came since our last
+// one; o.mu held.
+func (o *ownCommits) chained(c ownCommit) bool {
+	return c.keyOK && o.lastOK && c.key == o.last
+}
+
+// committing records c just before its COMMIT, once it is chained to our
+// last commit and surely moves the key: from then on, a request that
+// reads the key c will leave knows that c made it, and may trust an
+// entry of any user c does not touch without waiting for committed.
+// (Between a COMMIT and committed, the writer can wait for a core for
+// milliseconds; every request then would read its account again.)
+func (o *ownCommits) committing(c ownCommit) {
+	if o == nil || !c.wrote {
+		return
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.chained(c) && len(o.touched)+len(c.users) <= maxTouched {
+		o.pending, o.pendingOK = c, true
+	}
+}
+
+// abandoned forgets the commit recorded by committing, whose COMMIT
+// failed; the entries read meanwhile are read again.
+func (o *ownCommits) abandoned() {
 	if o == nil {
 		return
 	}
 	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.pending, o.pendingOK = ownCommit{}, false
+	o.lastOK = false
+}
+
+// committed records c, committed, and tells the account cache the
+// versions its writes left users at.
+func (o *ownCommits) committed(c ownCommit) {
+	if o == nil {
+		return
+	}
+	o.mu.Lock()
+	o.pending, o.pendingOK = ownCommit{}, false
 	// What made an entry valid just before this commit: only such an
 	// entry may take a version the commit wrote.
-	epochBefore, chained := o.epoch, ok && o.lastOK && key == o.last
+	epochBefore, chained := o.epoch, o.chained(c)
 	var touchedBefore map[int64]int64
-	if len(versions) > 0 {
-		touchedBefore = make(map[int64]int64, len(versions))
-		for _, v := range versions {
+	if len(c.versions) > 0 {
+		touchedBefore = make(map[int64]int64, len(c.versions))
+		for _, v := range c.versions {
 			touchedBefore[v.id] = o.touched[v.id]
 		}
 	}
 	o.seq++
-	if !ok || !o.lastOK || key != o.last {
+	if !chained {
 		o.epoch++ // another process committed since our last commit
 	}
-	if len(o.touched)+len(users) > maxTouched {
+	if len(o.touched)+len(c.users) > maxTouched {
 		clear(o.touched)
 		o.epoch++
 	}
-	for _, id := range users {
+	for _, id := range c.users {
 		o.touched[id] = o.seq
 	}
-	// iChange, the low half of the key, moves by one; the salt stays...
-	o.last, o.lastOK = key&^0xffffffff|int64(uint32(key)+1), ok
-	// ...unless this commit found the WAL wholly copied back by a
-	// checkpoint and started it over, which gives the WAL a new salt:
-	// what changed no data. A commit that wrote a page does this, and
-	// every write that leaves a user at a version wrote one. Only a
-	// commit moves iChange, so if it is now just one past the key found
-	// before, no other commit came in between.
-	if after, afterOK := o.wal.changes(); ok && afterOK && len(versions) > 0 && uint32(after) == uint32(key)+1 {
+	// A commit that wrote nothing left the key as it was: the next commit
+	// of another process would move it to the key foreseen.
+	o.last, o.lastOK = c.next(), c.keyOK && c.wrote
+	// A commit that found the WAL wholly copied back by a checkpoint
+	// started it over, which gives the WAL a new salt: what changed no
+	// data. Only a commit moves iChange, so if it is now just one past the
+	// key found before, no other commit came in between.
+	if after, afterOK := o.wal.changes(); o.lastOK && afterOK && uint32(after) == uint32(c.key)+1 {
 		o.last = after
 	}
 	st := commitStamp{epoch: o.epoch, seq: o.seq, key: o.last}
 	o.mu.Unlock()
-	if ok && o.accounts != nil && len(versions) > 0 {
+	if c.keyOK && o.accounts != nil && len(c.versions) > 0 {
 		validBefore := func(e accountEntry) bool {
-			return e.seen == key ||
+			return e.seen == c.key ||
 				chained && e.epoch == epochBefore && touchedBefore[e.acct.id] <= e.seq
 		}
-		o.accounts.wrote(st, validBefore, versions)
+		o.accounts.wrote(st, validBefore, c.versions)
 	}
 }
 
@@ -131,5 +188,8 @@ func (o *ownCommits) valid(id, epoch, seq, key int64) bool {
 	}
 	o.mu.RLock()
 	defer o.mu.RUnlock()
-	return o.lastOK && key == o.last && epoch == o.epoch && o.touched[id] <= seq
+	if !o.lastOK || epoch != o.epoch || o.touched[id] > seq {
+		return false
+	}
+	return key == o.last || o.pendingOK && key == o.pending.next() && !slices.Contains(o.pending.users, id)
 }

@@ -131,7 +131,11 @@ func (s *Store) SyncRequests(ctx context.Context, process string, total int64) (
 		if total == held {
 			return nil
 		}
-		return tx.exec(qSetCounterShare, process, total)
+		if err := tx.exec(qSetCounterShare, process, total); err != nil {
+			return err
+		}
+		tx.changed() // the share's total, and the count, moved
+		return nil
 	})
 	if err != nil {
 		return 0, fmt.Errorf("persist request count: %w", err)

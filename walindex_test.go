@@ -56,10 +56,7 @@ func TestWALIndexSeesEveryCommit(t *testing.T) {
 // reads as the database holds it.
 func TestAccountCacheExactAcrossCommits(t *testing.T) {
 	ctx := context.Background()
-	a, b := twoStores(t)
-	if a.db.own == nil {
-		t.Skip("the WAL-index cannot be mapped on this system")
-	}
+	a, b := twoMappedStores(t)
 	var ids []string
 	for i := range 3 {
 		id, err := a.CreateUser(ctx, fmt.Sprintf("user%d", i), "hash")
@@ -114,6 +111,18 @@ func TestAccountCacheExactAcrossCommits(t *testing.T) {
 	}
 }
 
+// twoMappedStores is twoStores where this system maps the WAL-index, so
+// that the account cache and ownCommits are in play; else the test is
+// skipped.
+func twoMappedStores(t *testing.T) (*Store, *Store) {
+	t.Helper()
+	a, b := twoStores(t)
+	if a.db.own == nil {
+		t.Skip("the WAL-index cannot be mapped on this system")
+	}
+	return a, b
+}
+
 // twoStores opens one fresh SQLite file twice: two processes, as far as
 // either can tell.
 func twoStores(t *testing.T) (*Store, *Store) {
@@ -137,10 +146,7 @@ func twoStores(t *testing.T) (*Store, *Store) {
 // commit the cache did not see through, sends it back to the database.
 func TestOwnWritesLeaveTheAccountCached(t *testing.T) {
 	ctx := context.Background()
-	a, b := twoStores(t)
-	if a.db.own == nil {
-		t.Skip("the WAL-index cannot be mapped on this system")
-	}
+	a, b := twoMappedStores(t)
 	reads := 0
 	a.accountReads = newFreshBatch(func(ctx context.Context, keys []string) (map[string]account, error) {
 		reads++
@@ -258,10 +264,7 @@ func TestOwnWritesLeaveTheAccountCached(t *testing.T) {
 // account: the old token still finds no account.
 func TestWriteThroughLeavesAStaleEntryStale(t *testing.T) {
 	ctx := context.Background()
-	a, b := twoStores(t)
-	if a.db.own == nil {
-		t.Skip("the WAL-index cannot be mapped on this system")
-	}
+	a, b := twoMappedStores(t)
 	// A request through a reads the old account, then stalls before it
 	// stores the entry.
 	oldID, stale := newAccount(t, a, a, "old")

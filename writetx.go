@@ -22,6 +22,11 @@ type writeTx struct {
 	// versions lists the versions this write leaves its users at, for
 	// ownCommits to pass on once the write is committed; the write's own.
 	versions *[]userVersion
+	// wrote is set once the write has surely changed a stored byte, so
+	// that its commit moves SQLite's change counter (see ownCommits); the
+	// write's own. SQLite writes no page for an UPDATE that stores what
+	// was there, so a statement that matched a row is not enough.
+	wrote *bool
 }
 
 // userVersion is the version a write leaves a user at.
@@ -37,10 +42,19 @@ func (t *writeTx) touch(id int64) {
 }
 
 // leaves records that the write, once committed, leaves user id at
-// version (the users.version it set).
+// version (the users.version it set, one past the one stored: so the
+// write changed a stored byte).
 func (t *writeTx) leaves(id, version int64) {
 	if t.versions != nil {
 		*t.versions = append(*t.versions, userVersion{id, version})
+	}
+	t.changed()
+}
+
+// changed records that the write has changed a stored byte.
+func (t *writeTx) changed() {
+	if t.wrote != nil {
+		*t.wrote = true
 	}
 }
 
