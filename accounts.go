@@ -111,7 +111,6 @@ func (s *Store) LoginFailed(ctx context.Context, username string, now time.Time,
 		if err := tx.queryRow(qLoginFailed, asciiLower(username), now.Unix(), maxFailures, secs).Scan(&until); err != nil {
 			return err
 		}
-		tx.changed() // a new row, or a count or window start that moved
 		locked = until == now.Unix()+secs
 		if rand.N(100) == 0 {
 			return tx.exec(qSweepLoginFailures, now.Unix()-secs)

@@ -177,11 +177,9 @@ func runTx(ctx context.Context, d *db, fn func(*writeTx) error) error {
 	return commit(d, tx, ownCommit{key: key, keyOK: keyOK, wrote: wrote, users: touched, versions: versions})
 }
 
-// commit commits tx, telling ownCommits about it just before and after.
+// commit commits tx and tells ownCommits about it.
 func commit(d *db, tx *sql.Tx, c ownCommit) error {
-	d.own.committing(c)
 	if err := tx.Commit(); err != nil {
-		d.own.abandoned()
 		return err
 	}
 	d.own.committed(c)

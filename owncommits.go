@@ -1,9 +1,6 @@
 package main
 
-import (
-	"slices"
-	"sync"
-)
+import "sync"
 
 // ownCommits keeps a cached account valid across this process's own
 // commits to a SQLite file, unless they touched its user: without it,
@@ -34,10 +31,6 @@ type ownCommits struct {
 	epoch   int64           // moves when another process's commit is seen
 	seq     int64           // our commits so far
 	touched map[int64]int64 // user id → seq of our last commit that touched it
-	// pending is our commit between its COMMIT and committed, when
-	// pendingOK (see committing).
-	pending   ownCommit
-	pendingOK bool
 
 	// accounts, when set, learns the versions our commits leave users
 	// at (accountCache.wrote). Set before the first write.
@@ -82,35 +75,6 @@ func (o *ownCommits) chained(c ownCommit) bool {
 	return c.keyOK && o.lastOK && c.key == o.last
 }
 
-// committing records c just before its COMMIT, once it is chained to our
-// last commit and surely moves the key: from then on, a request that
-// reads the key c will leave knows that c made it, and may trust an
-// entry of any user c does not touch without waiting for committed.
-// (Between a COMMIT and committed, the writer can wait for a core for
-// milliseconds; every request then would read its account again.)
-func (o *ownCommits) committing(c ownCommit) {
-	if o == nil || !c.wrote {
-		return
-	}
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	if o.chained(c) && len(o.touched)+len(c.users) <= maxTouched {
-		o.pending, o.pendingOK = c, true
-	}
-}
-
-// abandoned forgets the commit recorded by committing, whose COMMIT
-// failed; the entries read meanwhile are read again.
-func (o *ownCommits) abandoned() {
-	if o == nil {
-		return
-	}
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	o.pending, o.pendingOK = ownCommit{}, false
-	o.lastOK = false
-}
-
 // committed records c, committed, and tells the account cache the
 // versions its writes left users at.
 func (o *ownCommits) committed(c ownCommit) {
@@ -118,7 +82,6 @@ func (o *ownCommits) committed(c ownCommit) {
 		return
 	}
 	o.mu.Lock()
-	o.pending, o.pendingOK = ownCommit{}, false
 	// What made an entry valid just before this commit: only such an
 	// entry may take a version the commit wrote.
 	epochBefore, chained := o.epoch, o.chained(c)
@@ -143,12 +106,19 @@ func (o *ownCommits) committed(c ownCommit) {
 	// A commit that wrote nothing left the key as it was: the next commit
 	// of another process would move it to the key foreseen.
 	o.last, o.lastOK = c.next(), c.keyOK && c.wrote
-	// A commit that found the WAL wholly copied back by a checkpoint
-	// started it over, which gives the WAL a new salt: what changed no
-	// data. Only a commit moves iChange, so if it is now just one past the
-	// key found before, no other commit came in between.
-	if after, afterOK := o.wal.changes(); o.lastOK && afterOK && uint32(after) == uint32(c.key)+1 {
-		o.last = after
+	if after, afterOK := o.wal.changes(); o.lastOK && afterOK {
+		switch uint32(after) {
+		case uint32(c.key) + 1:
+			// Only a commit moves iChange: no other came in between. The
+			// salt moved too if this commit found the WAL wholly copied
+			// back by a checkpoint and started it over, which changes no
+			// data.
+			o.last = after
+		case uint32(c.key):
+			// It changed no byte after all (a write that said it did was
+			// wrong): the next move may be another process's.
+			o.lastOK = false
+		}
 	}
 	st := commitStamp{epoch: o.epoch, seq: o.seq, key: o.last}
 	o.mu.Unlock()
@@ -188,8 +158,5 @@ func (o *ownCommits) valid(id, epoch, seq, key int64) bool {
 	}
 	o.mu.RLock()
 	defer o.mu.RUnlock()
-	if !o.lastOK || epoch != o.epoch || o.touched[id] > seq {
-		return false
-	}
-	return key == o.last || o.pendingOK && key == o.pending.next() && !slices.Contains(o.pending.users, id)
+	return o.lastOK && key == o.last && epoch == o.epoch && o.touched[id] <= seq
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"testing"
+	"time"
 )
 
 // fakeWAL is a WAL-index header in memory, as SQLite lays it out: two
@@ -34,63 +35,45 @@ func (f fakeWAL) key() int64 {
 	return k
 }
 
-// TestOwnCommitsTrustOnlyWhatTheyWrote: between a COMMIT and the writer
-// recording it, a request that reads the key the commit leaves may trust
-// the entries of users the commit does not touch, but only when the
-// commit surely wrote (else that key can be another process's commit);
-// and after a commit that wrote nothing, nothing is trusted until a commit
-// of ours chains again.
+// TestOwnCommitsTrustOnlyWhatTheyWrote: after a commit of ours, entries
+// of users it did not touch stay trusted at the key it left, but only
+// when the commit surely wrote (else that key can be another process's
+// commit) and only when nothing but our commit moved the key.
 func TestOwnCommitsTrustOnlyWhatTheyWrote(t *testing.T) {
 	const kate, otto = 1, 2
 	wal := newFakeWAL()
 	o := newOwnCommits(wal.w)
-	// commitOf is a commit of ours beginning now, at the key as it stands.
-	commitOf := func(wrote bool, users ...int64) ownCommit {
-		return ownCommit{key: wal.key(), keyOK: true, wrote: wrote, users: users}
+	// commit is a commit of ours that found the key as it stands, wrote
+	// or not, touched users, and left the header at (salt, iChange).
+	commit := func(wrote bool, salt, iChange uint32, users ...int64) {
+		c := ownCommit{key: wal.key(), keyOK: true, wrote: wrote, users: users}
+		wal.set(salt, iChange)
+		o.committed(c)
 	}
 
 	// A first commit of ours chains the key.
-	c := commitOf(true, kate)
-	wal.set(7, 2)
-	o.committed(c)
+	commit(true, 7, 2, kate)
 	epoch, seq := o.stamp()
 	if !o.valid(otto, epoch, seq, wal.key()) || !o.valid(kate, epoch, seq, wal.key()) {
 		t.Fatal("entries stamped after our commit are not valid at the key it left")
 	}
 
-	// The next one, between its COMMIT and committed.
-	c = commitOf(true, kate)
-	o.committing(c)
-	wal.set(7, 3) // the COMMIT moved the key
-	if !o.valid(otto, epoch, seq, wal.key()) {
-		t.Error("an entry of a user the commit under way does not touch is not trusted at the key it leaves")
-	}
-	if o.valid(kate, epoch, seq, wal.key()) {
-		t.Error("an entry of a user the commit under way touches is trusted at the key it leaves")
-	}
-	o.committed(c)
+	// The next one touches kate only.
+	commit(true, 7, 3, kate)
 	if !o.valid(otto, epoch, seq, wal.key()) || o.valid(kate, epoch, seq, wal.key()) {
-		t.Error("after the commit: want otto's entry valid and kate's not")
+		t.Error("after a commit touching kate: want otto's entry valid and kate's not")
 	}
 
 	// A commit that wrote nothing leaves the key; another process's commit
 	// then moves it to the key ours would have left.
-	c = commitOf(false)
-	o.committing(c)
-	o.committed(c)
+	commit(false, 7, 3)
 	wal.set(7, 4) // another process
 	if o.valid(otto, epoch, seq, wal.key()) {
 		t.Error("after a commit of ours that wrote nothing, another process's commit is trusted as ours")
 	}
 	// Our next commit does not chain to it: the entries read before stay
 	// stale, those read after are valid.
-	c = commitOf(true, kate)
-	o.committing(c)
-	wal.set(7, 5)
-	if o.valid(otto, epoch, seq, wal.key()) {
-		t.Error("an entry read before another process's commit is trusted during our next commit")
-	}
-	o.committed(c)
+	commit(true, 7, 5, kate)
 	if o.valid(otto, epoch, seq, wal.key()) {
 		t.Error("an entry read before another process's commit is trusted after our next commit")
 	}
@@ -99,50 +82,80 @@ func TestOwnCommitsTrustOnlyWhatTheyWrote(t *testing.T) {
 		t.Error("an entry read after our commit is not trusted")
 	}
 
+	// A commit said to write that left the key where it was: nothing is
+	// trusted after it, whoever moves the key next.
+	commit(true, 7, 5, kate) // the key as it was
+	wal.set(7, 6)            // another process
+	if o.valid(otto, epoch, seq, wal.key()) {
+		t.Error("after a commit of ours that moved nothing, another process's commit is trusted as ours")
+	}
+	commit(true, 7, 7, kate)
+	epoch, seq = o.stamp()
+
 	// A commit that restarts the WAL (a new salt) is still ours when
-	// iChange moved by one; a COMMIT that fails trusts nothing after it.
-	c = commitOf(true, kate)
-	wal.set(8, 6)
-	o.committed(c)
+	// iChange moved by one...
+	commit(true, 8, 8, kate)
 	if !o.valid(otto, epoch, seq, wal.key()) {
 		t.Error("an entry is not trusted after our commit that restarted the WAL")
 	}
-	c = commitOf(true, kate)
-	o.committing(c)
-	o.abandoned()
+	// ...and not when another process committed too before it was read.
+	commit(true, 9, 10, kate)
 	if o.valid(otto, epoch, seq, wal.key()) {
-		t.Error("an entry is trusted after a COMMIT that failed")
+		t.Error("another process's commit right after our restarting one is trusted as ours")
 	}
 }
 
 // TestACommitThatWroteNothingIsNotTrustedForAnother: through two
-// processes on one file, a commit of this process that changes nothing,
-// then a write through the other: this process reads the account again.
+// processes on one file, a commit of this process that changes no stored
+// byte, then a write through the other: this process reads the account
+// again instead of taking the other's commit for its own.
 func TestACommitThatWroteNothingIsNotTrustedForAnother(t *testing.T) {
-	ctx := context.Background()
-	a, b := twoMappedStores(t)
-	uuid, acct := newAccount(t, a, a, "kate")
-	if _, err := a.SyncRequests(ctx, "test", 1); err != nil { // ours, chained
-		t.Fatal(err)
+	now := time.Now()
+	tests := []struct {
+		name    string
+		nothing func(ctx context.Context, s *Store) error // a commit that changes no byte
+	}{
+		{"a counter flush with nothing new", func(ctx context.Context, s *Store) error {
+			_, err := s.SyncRequests(ctx, "test", 1) // the total already stored
+			return err
+		}},
+		{"a failed login stored again as it was (a lockout under a second)", func(ctx context.Context, s *Store) error {
+			_, err := s.LoginFailed(ctx, "mallory", now, 5, 500*time.Millisecond)
+			return err
+		}},
 	}
-	if _, err := a.Account(ctx, uuid); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := a.SyncRequests(ctx, "test", 1); err != nil { // the same total: writes nothing
-		t.Fatal(err)
-	}
-	var version int64
-	if err := b.db.withTx(ctx, func(tx *writeTx) (err error) {
-		version, err = bumpUser(tx, acct.id, 0)
-		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
-	got, err := a.Account(ctx, uuid)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got.version != version {
-		t.Errorf("account at version %d after another process wrote %d", got.version, version)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx := context.Background()
+			a, b := twoMappedStores(t)
+			uuid, acct := newAccount(t, a, a, "kate")
+			// Once to store it, and a write of ours that chains the key.
+			if err := tt.nothing(ctx, a); err != nil {
+				t.Fatal(err)
+			}
+			if err := a.db.withTx(ctx, func(tx *writeTx) error { _, err := bumpUser(tx, acct.id, 0); return err }); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := a.Account(ctx, uuid); err != nil {
+				t.Fatal(err)
+			}
+			if err := tt.nothing(ctx, a); err != nil {
+				t.Fatal(err)
+			}
+			var version int64
+			if err := b.db.withTx(ctx, func(tx *writeTx) (err error) {
+				version, err = bumpUser(tx, acct.id, 0)
+				return err
+			}); err != nil {
+				t.Fatal(err)
+			}
+			got, err := a.Account(ctx, uuid)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.version != version {
+				t.Errorf("account at version %d after another process wrote %d", got.version, version)
+			}
+		})
 	}
 }
