@@ -82,24 +82,33 @@ func TestOwnCommitsTrustOnlyWhatTheyWrote(t *testing.T) {
 		t.Error("an entry read after our commit is not trusted")
 	}
 
-	// A commit said to write that left the key where it was: nothing is
-	// trusted after it, whoever moves the key next.
-	commit(true, 7, 5, kate) // the key as it was
-	wal.set(7, 6)            // another process
+	// A commit that wrote nothing, and another process's commit landing
+	// before ours is read back: the key moved by one, but not by ours.
+	commit(false, 7, 6)
 	if o.valid(otto, epoch, seq, wal.key()) {
-		t.Error("after a commit of ours that moved nothing, another process's commit is trusted as ours")
+		t.Error("another process's commit right after one of ours that wrote nothing is trusted as ours")
 	}
 	commit(true, 7, 7, kate)
 	epoch, seq = o.stamp()
 
+	// A commit said to write that left the key where it was: nothing is
+	// trusted after it, whoever moves the key next.
+	commit(true, 7, 7, kate) // the key as it was
+	wal.set(7, 8)            // another process
+	if o.valid(otto, epoch, seq, wal.key()) {
+		t.Error("after a commit of ours that moved nothing, another process's commit is trusted as ours")
+	}
+	commit(true, 7, 9, kate)
+	epoch, seq = o.stamp()
+
 	// A commit that restarts the WAL (a new salt) is still ours when
 	// iChange moved by one...
-	commit(true, 8, 8, kate)
+	commit(true, 8, 10, kate)
 	if !o.valid(otto, epoch, seq, wal.key()) {
 		t.Error("an entry is not trusted after our commit that restarted the WAL")
 	}
 	// ...and not when another process committed too before it was read.
-	commit(true, 9, 10, kate)
+	commit(true, 9, 12, kate)
 	if o.valid(otto, epoch, seq, wal.key()) {
 		t.Error("another process's commit right after our restarting one is trusted as ours")
 	}
