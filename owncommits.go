@@ -18,10 +18,12 @@ import "sync"
 // reads is still the one our last commit left. When our commit restarts
 // the WAL (the first commit after a checkpoint copied all of it back), the
 // salt in the key changes too; the key it left is then read back, taken
-// only when the commit counter shows no other commit since. Anything else
-// unforeseen (a transaction that wrote nothing, another process's
-// checkpoint restarting the WAL) makes a key differ from the one foreseen:
-// entries are then read again, never served stale.
+// only when the commit counter shows no other commit since. A commit
+// that changed no stored byte moves no key, so nothing is trusted after
+// it until our next commit (the next move may be another process's).
+// Anything else unforeseen (another process's checkpoint restarting the
+// WAL) makes a key differ from the one foreseen: entries are then read
+// again, never served stale.
 type ownCommits struct {
 	wal *walIndex
 
