@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"syscall"
@@ -240,5 +241,37 @@ func TestAcknowledgedWritesSurviveKill9(t *testing.T) {
 	c, err := app.store.Collection(context.Background(), u.ID, body["collection_uuid"].(string))
 	if movies, _ := decodeMovies(string(c.Movies)); err != nil || len(movies) != 1 {
 		t.Fatalf("collection after kill -9: %+v, %v", c, err)
+	}
+}
+
+// TestTuneGCLeavesWhatTheEnvironmentSets: the collector's defaults apply
+// only where GOGC or GOMEMLIMIT is unset, so an operator's setting wins.
+func TestTuneGCLeavesWhatTheEnvironmentSets(t *testing.T) {
+	const gcBefore, limitBefore = 150, int64(3 << 30)
+	defer debug.SetGCPercent(debug.SetGCPercent(gcBefore))
+	defer debug.SetMemoryLimit(debug.SetMemoryLimit(limitBefore))
+	tests := []struct {
+		name      string
+		env       map[string]string
+		gcPercent int
+		limit     int64
+	}{
+		{"neither set", nil, defaultGCPercent, defaultMemoryLimit},
+		{"GOGC set", map[string]string{"GOGC": "150"}, gcBefore, defaultMemoryLimit},
+		{"GOMEMLIMIT set", map[string]string{"GOMEMLIMIT": "3GiB"}, defaultGCPercent, limitBefore},
+		{"both set", map[string]string{"GOGC": "off", "GOMEMLIMIT": "3GiB"}, gcBefore, limitBefore},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			// The runtime read the real environment at start: stand in for
+			// what it would have set from tt.env.
+			debug.SetGCPercent(gcBefore)
+			debug.SetMemoryLimit(limitBefore)
+			tuneGC(envOf(tt.env))
+			gcPercent := debug.SetGCPercent(gcBefore)
+			if limit := debug.SetMemoryLimit(-1); gcPercent != tt.gcPercent || limit != tt.limit {
+				t.Errorf("GOGC %d, memory limit %d; want %d and %d", gcPercent, limit, tt.gcPercent, tt.limit)
+			}
+		})
 	}
 }
