@@ -148,7 +148,7 @@ type accountCache struct {
 	// wal reads the counter from the WAL-index header, without a query;
 	// nil where it cannot be mapped. changes reads it with one.
 	wal     *walIndex
-	changes *freshRead[int64]
+	changes *freshRead[changeKey]
 	conn    *sql.Conn // the counter is per connection: one kept for it
 	stmt    *sql.Stmt
 	max     int
@@ -160,7 +160,7 @@ type accountCache struct {
 
 type accountEntry struct {
 	acct account
-	seen int64 // the change counter read before acct was
+	seen changeKey // the change key read before acct was
 	// epoch and seq: ownCommits' stamp, read before acct was
 	epoch, seq int64
 }
@@ -185,9 +185,10 @@ func newAccountCache(ctx context.Context, d *db) (*accountCache, error) {
 	}
 	c := &accountCache{conn: conn, stmt: stmt, max: maxCachedAccounts, wal: d.wal,
 		entries: map[string]accountEntry{}, uuids: map[int64]string{}}
-	c.changes = newFreshRead(func(ctx context.Context) (v int64, err error) {
-		err = c.stmt.QueryRowContext(ctx).Scan(&v)
-		return v, err
+	c.changes = newFreshRead(func(ctx context.Context) (changeKey, error) {
+		var v int64
+		err := c.stmt.QueryRowContext(ctx).Scan(&v)
+		return changeKey{salt: uint32(v >> 32), change: uint32(v)}, err
 	})
 	return c, nil
 }
@@ -202,14 +203,14 @@ func (c *accountCache) close() {
 // seen reads the change counter now: from the WAL-index header when it
 // is mapped, else with a query that began after the call. The two count
 // differently, and a cache uses one of them all its life.
-func (c *accountCache) seen(ctx context.Context) (int64, error) {
+func (c *accountCache) seen(ctx context.Context) (changeKey, error) {
 	if c.wal == nil {
 		return c.changes.get(ctx)
 	}
 	if v, ok := c.wal.changes(); ok {
 		return v, nil
 	}
-	return 0, errors.New("the WAL-index header is being written")
+	return changeKey{}, errors.New("the WAL-index header is being written")
 }
 
 // Account returns the account with that UUID as it stands now, or

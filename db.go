@@ -298,6 +298,7 @@ func (d *db) Close() error {
 	for _, p := range d.pools {
 		err = errors.Join(err, p.Close())
 	}
+	d.wal.release()
 	return err
 }
 

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -22,6 +23,20 @@ import (
 // TestMain lets the test binary act as the server, so that a test can run
 // it as a separate process and kill it.
 func TestMain(m *testing.M) {
+	if path := os.Getenv("MOVIES_TEST_READ_DB"); path != "" {
+		// Another process reading the SQLite file, as the sqlite3 shell would.
+		db, err := sql.Open("sqlite", path)
+		if err == nil {
+			var n int
+			err = db.QueryRow(`SELECT count(*) FROM users`).Scan(&n)
+			db.Close()
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
 	if os.Getenv("MOVIES_TEST_SERVE") == "1" {
 		if err := run(context.Background(), []string{"movies"}, os.Getenv, os.Stdout, os.Stderr); err != nil {
 			fmt.Fprintln(os.Stderr, err)

@@ -10,25 +10,24 @@ import "sync"
 // Its invariant: valid(e) holds only if every commit since e was read is
 // one of ours and none of them touched e's user. The writer, holding the
 // write lock (so no other process can commit meanwhile), reads the
-// WAL-index change key before writing; SQLite moves the key by exactly one
-// at the commit, so the key our commit leaves is that plus one. If the key
-// found before a commit is not the one our last commit left, another
-// process committed in between, and the epoch moves on, which every entry
-// read before carries. A request trusts the chain only while the key it
-// reads is still the one our last commit left. When our commit restarts
-// the WAL (the first commit after a checkpoint copied all of it back), the
-// salt in the key changes too; the key it left is then read back, taken
-// only when the commit counter shows no other commit since. A commit
-// that changed no stored byte moves no key, so nothing is trusted after
-// it until our next commit (the next move may be another process's).
-// Anything else unforeseen (another process's checkpoint restarting the
-// WAL) makes a key differ from the one foreseen: entries are then read
-// again, never served stale.
+// WAL-index change key before writing; SQLite moves its commit counter by
+// exactly one at the commit, so the key read back after it is the one our
+// commit left when the counter moved by exactly one (the salt moves too
+// when our commit restarts the WAL, the first commit after a checkpoint
+// copied all of it back). If the key found before a commit is not the one
+// our last commit left, another process committed in between, and the
+// epoch moves on, which every entry read before carries. A request trusts
+// the chain only while the key it reads is still the one our last commit
+// left. A commit that changed no stored byte moves no key, so nothing is
+// trusted after it until our next commit (the next move may be another
+// process's). Anything else (another process's checkpoint restarting the
+// WAL) makes a key differ from the one our commit left: entries are then
+// read again, never served stale.
 type ownCommits struct {
 	wal *walIndex
 
 	mu      sync.RWMutex
-	last    int64 // the key our last commit left, when lastOK
+	last    changeKey // the key our last commit left, when lastOK
 	lastOK  bool
 	epoch   int64           // moves when another process's commit is seen
 	seq     int64           // our commits so far
@@ -48,17 +47,17 @@ func newOwnCommits(wal *walIndex) *ownCommits {
 }
 
 // before reads the change key while the writer holds the write lock.
-func (o *ownCommits) before() (key int64, ok bool) {
+func (o *ownCommits) before() (key changeKey, ok bool) {
 	if o == nil {
-		return 0, false
+		return changeKey{}, false
 	}
 	return o.wal.changes()
 }
 
 // ownCommit is one commit of ours, as ownCommits learns of it.
 type ownCommit struct {
-	key   int64 // the change key found before it, while the writer held the write lock
-	keyOK bool  // false: unknown
+	key   changeKey // the change key found before it, while the writer held the write lock
+	keyOK bool      // false: unknown
 	// wrote is true when the commit surely changed a stored byte, so that
 	// it moves the change key; a commit that wrote nothing leaves the key
 	// where it was, for another process's commit to move on.
@@ -66,10 +65,6 @@ type ownCommit struct {
 	users    []int64       // the users whose rows it may change
 	versions []userVersion // the versions it leaves users at
 }
-
-// next is the key c leaves, foreseen: iChange, the low half, moves by
-// one; the salt stays (unless the commit restarts the WAL: see committed).
-func (c ownCommit) next() int64 { return c.key&^0xffffffff | int64(uint32(c.key)+1) }
 
 // chained reports whether nothing but our commits came since our last
 // one; o.mu held.
@@ -105,26 +100,22 @@ func (o *ownCommits) committed(c ownCommit) {
 	for _, id := range c.users {
 		o.touched[id] = o.seq
 	}
-	// A commit that wrote nothing left the key as it was: the next commit
-	// of another process would move it to the key foreseen.
-	o.last, o.lastOK = c.next(), c.keyOK && c.wrote
-	if after, afterOK := o.wal.changes(); o.lastOK && afterOK {
-		switch uint32(after) {
-		case uint32(c.key) + 1:
-			// Only a commit moves iChange: no other came in between. The
-			// salt moved too if this commit found the WAL wholly copied
-			// back by a checkpoint and started it over, which changes no
-			// data.
-			o.last = after
-		case uint32(c.key):
-			// It changed no byte after all (a write that said it did was
-			// wrong): the next move may be another process's.
-			o.lastOK = false
-		}
-	}
-	st := commitStamp{epoch: o.epoch, seq: o.seq, key: o.last}
+	// The key the commit left, read back: ours when iChange moved by
+	// exactly one, since only a commit moves it, and a commit that wrote
+	// moves it (one that wrote nothing leaves it as it was, for the next
+	// commit of another process to move by one). The salt moved too if
+	// this commit found the WAL wholly copied back by a checkpoint and
+	// started it over, which changes no data. Any other key (another
+	// commit came in between, or the header was being written) trusts
+	// nothing until our next commit.
+	after, afterOK := o.wal.changes()
+	o.last, o.lastOK = after, c.keyOK && c.wrote && afterOK && after.change == c.key.change+1
+	st, trusted := commitStamp{epoch: o.epoch, seq: o.seq, key: o.last}, o.lastOK
 	o.mu.Unlock()
-	if c.keyOK && o.accounts != nil && len(c.versions) > 0 {
+	// Entries take the versions the commit wrote only at a key known to
+	// be the one it left: a key read back past another commit would
+	// vouch for what that commit changed too.
+	if trusted && o.accounts != nil && len(c.versions) > 0 {
 		validBefore := func(e accountEntry) bool {
 			return e.seen == c.key ||
 				chained && e.epoch == epochBefore && touchedBefore[e.acct.id] <= e.seq
@@ -138,7 +129,7 @@ func (o *ownCommits) committed(c ownCommit) {
 // is then exactly as valid as one read right after the commit.
 type commitStamp struct {
 	epoch, seq int64
-	key        int64 // the change key the commit left
+	key        changeKey // the change key the commit left
 }
 
 // stamp is what an entry read now carries: the epoch and our commits so
@@ -154,7 +145,7 @@ func (o *ownCommits) stamp() (epoch, seq int64) {
 
 // valid reports whether an entry of user id stamped (epoch, seq) still
 // holds, the change key being key now.
-func (o *ownCommits) valid(id, epoch, seq, key int64) bool {
+func (o *ownCommits) valid(id, epoch, seq int64, key changeKey) bool {
 	if o == nil {
 		return false
 	}

@@ -8,7 +8,8 @@ import (
 )
 
 // fakeWAL is a WAL-index header in memory, as SQLite lays it out: two
-// equal copies, isInit set, iChange at byte 8 and the first salt at 32.
+// equal copies, isInit set, iChange at byte 8, mxFrame at 16 and the
+// first salt at 32.
 type fakeWAL struct{ w *walIndex }
 
 func newFakeWAL() fakeWAL {
@@ -18,16 +19,21 @@ func newFakeWAL() fakeWAL {
 	return f
 }
 
-// set writes the header with salt and iChange.
-func (f fakeWAL) set(salt, iChange uint32) {
+// set writes the header with salt and iChange, and as many frames as
+// commits: each commit writes at least one.
+func (f fakeWAL) set(salt, iChange uint32) { f.setFrames(salt, iChange, iChange) }
+
+// setFrames writes the header with salt, iChange and mxFrame.
+func (f fakeWAL) setFrames(salt, iChange, mxFrame uint32) {
 	for _, base := range []int{0, walHeaderBytes} {
 		f.w.mem[base+12] = 1
 		binary.NativeEndian.PutUint32(f.w.mem[base+8:], iChange)
+		binary.NativeEndian.PutUint32(f.w.mem[base+16:], mxFrame)
 		binary.NativeEndian.PutUint32(f.w.mem[base+32:], salt)
 	}
 }
 
-func (f fakeWAL) key() int64 {
+func (f fakeWAL) key() changeKey {
 	k, ok := f.w.changes()
 	if !ok {
 		panic("fake header unreadable")
@@ -111,6 +117,46 @@ func TestOwnCommitsTrustOnlyWhatTheyWrote(t *testing.T) {
 	commit(true, 9, 12, kate)
 	if o.valid(otto, epoch, seq, wal.key()) {
 		t.Error("another process's commit right after our restarting one is trusted as ours")
+	}
+}
+
+// TestOwnVersionsOnlyAtTheKeyTheCommitLeft: a commit of ours writes
+// kate's version into her cached account, to be served at the key the
+// commit left; when another process's commit lands before that key is
+// read back, the key read back vouches for that commit too, and kate's
+// account must be read again.
+func TestOwnVersionsOnlyAtTheKeyTheCommitLeft(t *testing.T) {
+	const kate = 1
+	tests := []struct {
+		name      string
+		iChange   uint32 // read back after our commit, which found 1
+		servedVer int64  // the version served at that key; 0: none
+	}{
+		{"only our commit", 2, 4},
+		{"another process's commit too", 3, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			wal := newFakeWAL()
+			o := newOwnCommits(wal.w)
+			c := &accountCache{wal: wal.w, max: maxCachedAccounts, entries: map[string]accountEntry{}, uuids: map[int64]string{}}
+			o.accounts = c
+			epoch, seq := o.stamp()
+			c.entries["kate"] = accountEntry{acct: account{id: kate, version: 3}, seen: wal.key(), epoch: epoch, seq: seq}
+			c.uuids[kate] = "kate"
+
+			commit := ownCommit{key: wal.key(), keyOK: true, wrote: true, users: []int64{kate}, versions: []userVersion{{kate, 4}}}
+			wal.set(7, tt.iChange)
+			o.committed(commit)
+			e := c.entries["kate"]
+			var served int64
+			if e.seen == wal.key() || o.valid(kate, e.epoch, e.seq, wal.key()) {
+				served = e.acct.version
+			}
+			if served != tt.servedVer {
+				t.Errorf("kate's account served at version %d (0: read again); want %d", served, tt.servedVer)
+			}
+		})
 	}
 }
 

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"os"
+	"os/exec"
 	"path/filepath"
 	"testing"
 )
@@ -19,7 +21,7 @@ func TestWALIndexSeesEveryCommit(t *testing.T) {
 	if w == nil {
 		t.Skip("the WAL-index cannot be mapped on this system")
 	}
-	read := func() int64 {
+	read := func() changeKey {
 		t.Helper()
 		v, ok := w.changes()
 		if !ok {
@@ -30,7 +32,7 @@ func TestWALIndexSeesEveryCommit(t *testing.T) {
 	for i := range 200 {
 		before := read()
 		if again := read(); again != before {
-			t.Fatalf("the counter moved without a commit: %d, then %d", before, again)
+			t.Fatalf("the key moved without a commit: %+v, then %+v", before, again)
 		}
 		writer := s
 		if i%2 == 1 {
@@ -45,8 +47,13 @@ func TestWALIndexSeesEveryCommit(t *testing.T) {
 		if _, err := writer.SyncRequests(ctx, "test", int64(i+1)); err != nil {
 			t.Fatal(err)
 		}
-		if after := read(); after == before {
-			t.Fatalf("commit %d: the counter still reads %d", i, after)
+		after := read()
+		if after == before {
+			t.Fatalf("commit %d: the key still reads %+v", i, after)
+		}
+		// What tells a key after a rebuilt header from one before it.
+		if after.salt == before.salt && after.frames <= before.frames {
+			t.Fatalf("commit %d: the WAL's frames did not grow: %+v, then %+v", i, before, after)
 		}
 	}
 }
@@ -244,7 +251,7 @@ func TestOwnWritesLeaveTheAccountCached(t *testing.T) {
 	if err := a.db.withTx(ctx, bump(false)); err != nil {
 		t.Fatal(err)
 	}
-	if after, _ := a.db.wal.changes(); before>>32 == after>>32 {
+	if after, _ := a.db.wal.changes(); before.salt == after.salt {
 		t.Fatalf("the WAL did not start over (key %x, then %x): the test needs it to", before, after)
 	}
 	check("after a write that started the WAL over", 0)
@@ -292,5 +299,77 @@ func TestWriteThroughLeavesAStaleEntryStale(t *testing.T) {
 	}
 	if got, err := a.Account(ctx, oldID); !errors.Is(err, errNotFound) {
 		t.Fatalf("the deleted account's token finds %+v (err %v)", got, err)
+	}
+}
+
+// TestAccountCacheExactAcrossARebuiltHeader: when a process dies half-way
+// through writing the WAL-index header, the next connection rebuilds it
+// from the WAL and iChange starts again from 0 under the same salts. An
+// account cached before must not be served when the header comes back to
+// what it read then.
+func TestAccountCacheExactAcrossARebuiltHeader(t *testing.T) {
+	type header struct{ salt, iChange, mxFrame uint32 }
+	tests := []struct {
+		name string
+		read header   // when the account is cached
+		then []header // after another process writes it
+	}{
+		// iChange comes back to 5; the frames tell the keys apart.
+		{"rebuilt from the WAL", header{7, 5, 40}, []header{{7, 6, 41}, {7, 0, 41}, {7, 5, 46}}},
+		// A rebuild from an empty WAL has no salts to read back; the next
+		// WAL keeps them at zero, and the same commits give the same keys.
+		{"rebuilt twice from an empty WAL", header{0, 1, 2}, []header{{0, 2, 3}, {0, 0, 0}, {0, 1, 2}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx := context.Background()
+			a, b := twoMappedStores(t)
+			uuid, _ := newAccount(t, b, b, "kate")
+			// a reads the header as this test writes it.
+			wal := newFakeWAL()
+			a.accounts.wal, a.db.own.wal = wal.w, wal.w
+			wal.setFrames(tt.read.salt, tt.read.iChange, tt.read.mxFrame)
+			cached, err := a.Account(ctx, uuid)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := b.db.write.ExecContext(ctx, `UPDATE users SET version = version + 1 WHERE uuid = $1`, uuid); err != nil {
+				t.Fatal(err)
+			}
+			for _, h := range tt.then {
+				wal.setFrames(h.salt, h.iChange, h.mxFrame)
+			}
+			got, err := a.Account(ctx, uuid)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.version != cached.version+1 {
+				t.Fatalf("after a rebuilt header the account reads version %d; the database holds %d", got.version, cached.version+1)
+			}
+		})
+	}
+}
+
+// TestAnotherProcessOpeningTheDatabaseKeepsTheKey: mapping the WAL-index
+// must leave this process's SQLite locks on the -shm file in place.
+// Closing a descriptor of the file would drop them all; another process
+// opening the database would then take the WAL-index for unused and
+// rebuild it under this one's connections, iChange back at 0.
+func TestAnotherProcessOpeningTheDatabaseKeepsTheKey(t *testing.T) {
+	ctx := context.Background()
+	a, _ := twoMappedStores(t)
+	for i := range 3 {
+		if _, err := a.SyncRequests(ctx, "test", int64(i+1)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	before, _ := a.db.wal.changes()
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), "MOVIES_TEST_READ_DB="+a.db.filePath)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("the other process: %v\n%s", err, out)
+	}
+	if after, _ := a.db.wal.changes(); after != before {
+		t.Fatalf("another process reading the database moved the key from %+v to %+v", before, after)
 	}
 }
