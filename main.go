@@ -33,7 +33,7 @@ func main() {
 // crowd. A target of 400 collects a quarter as often for a heap up to five
 // times the live one, and the soft limit keeps it from growing past
 // 1 GiB on that account: near the limit the collector works harder
-// instead (see README, "Tuning").
+// instead (see README, "Configuration").
 const (
 	defaultGCPercent   = 400
 	defaultMemoryLimit = 1 << 30
