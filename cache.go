@@ -1,6 +1,7 @@
 package main
 
 import (
+	"maps"
 	"slices"
 	"sync"
 )
@@ -49,20 +50,38 @@ type userAnswers struct {
 }
 
 // cachedList is what GET /collection/ says, as data: the collections,
-// oldest first, and the top three genre counts, ranked.
+// oldest first, and the user's genre counts, which the favourite genres
+// are ranked from.
 type cachedList struct {
 	collections []collectionSummary
-	top         []genreCount
+	genres      genreTotals
 }
 
 // data is the list as GET /collection/ shows it.
 func (l *cachedList) data() collectionListData {
-	return collectionListData{Collections: l.collections, FavouriteGenres: favouriteGenres(l.top)}
+	return collectionListData{Collections: l.collections, FavouriteGenres: favouriteGenres(l.genres.counts)}
 }
 
 // summaryBytes is about what one collection of a cached list holds.
 func summaryBytes(s collectionSummary) int {
 	return len(s.UUID) + len(s.Title) + len(s.Description) + 64
+}
+
+// bytes is about what l holds.
+func (l *cachedList) bytes() int {
+	n := 0
+	for _, s := range l.collections {
+		n += summaryBytes(s)
+	}
+	for g := range l.genres.counts {
+		n += genreBytes(g)
+	}
+	return n
+}
+
+// genreBytes is about what one genre count of a cached list holds.
+func genreBytes(g string) int {
+	return len(g) + 32
 }
 
 func newResponseCache(maxBytes int) *responseCache {
@@ -97,18 +116,7 @@ func (c *responseCache) listAt(userID, version int64) (*cachedList, bool) {
 	if u == nil || u.version != version || u.list == nil {
 		return nil, false
 	}
-	return &cachedList{collections: slices.Clone(u.list.collections), top: slices.Clone(u.list.top)}, true
-}
-
-// holdsList reports whether the user's list is cached at version.
-func (c *responseCache) holdsList(userID, version int64) bool {
-	if c == nil {
-		return false
-	}
-	c.mu.RLock()
-	defer c.mu.RUnlock()
-	u := c.users[userID]
-	return u != nil && u.version == version && u.list != nil
+	return &cachedList{collections: slices.Clone(u.list.collections), genres: genreTotals{counts: maps.Clone(u.list.genres.counts), partial: u.list.genres.partial}}, true
 }
 
 // put caches body for the user's collection id as read at version. An
@@ -130,7 +138,7 @@ func (c *responseCache) putList(userID, version int64, list *cachedList, body []
 func (c *responseCache) putAnswer(userID int64, id string, version int64, body []byte, list *cachedList) {
 	cost := len(body)
 	if list != nil {
-		cost *= 2 // the body, and about as much again for the data
+		cost += list.bytes()
 	}
 	if c == nil || cost > c.maxBytes/4 {
 		return // an answer that would crowd out the others is not kept
@@ -188,29 +196,28 @@ func (c *responseCache) renamed(userID, from, to int64, r storedCollection) {
 }
 
 // created records that a write of this process moved the user from
-// version from to version to by creating collection s, which left the
-// genres it carries at the counts given: the user's other answers at from
-// stay true at to, and so does the list with s last and the top genres
-// ranked anew. (The counts only grew, so a genre outside the old top
-// three that this write did not touch stays outside.) Without the counts
-// (nil: the create did not read them back) the list is dropped.
+// version from to version to by creating collection s, whose movies carry
+// the genres counted: the user's other answers at from stay true at to,
+// and so does the list with s last and the counts added to the user's.
+// A list that holds only the top genres (partial) cannot take them: it
+// is dropped.
 func (c *responseCache) created(userID, from, to int64, s collectionSummary, counts map[string]int) {
 	c.changeList(userID, from, to, "", func(l *cachedList) (int, bool) {
-		if counts == nil { // not read: the list cannot be ranked anew
+		if l.genres.partial {
 			return 0, false
 		}
 		l.collections = append(l.collections, s)
-		merged := make([]genreCount, 0, len(l.top)+len(counts))
-		for _, g := range l.top {
-			if _, ok := counts[g.Genre]; !ok {
-				merged = append(merged, g)
-			}
+		grown := summaryBytes(s)
+		if l.genres.counts == nil {
+			l.genres.counts = make(map[string]int, len(counts))
 		}
 		for g, n := range counts {
-			merged = append(merged, genreCount{Genre: g, N: n})
+			if _, ok := l.genres.counts[g]; !ok {
+				grown += genreBytes(g)
+			}
+			l.genres.counts[g] += n
 		}
-		l.top = topGenres(merged)
-		return summaryBytes(s), true
+		return grown, true
 	})
 }
 

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
@@ -188,8 +189,8 @@ func TestCachedReadsMatchTheDatabase(t *testing.T) {
 			}
 			for _, app := range apps {
 				got := app.listCollections(u)
-				if !reflect.DeepEqual(got.Collections, list) || got.FavouriteGenres != favouriteGenres(counts) {
-					t.Fatalf("step %d: list %+v, the database has %+v, %q", i, got, list, favouriteGenres(counts))
+				if !reflect.DeepEqual(got.Collections, list) || got.FavouriteGenres != favouriteGenres(counts.counts) {
+					t.Fatalf("step %d: list %+v, the database has %+v, %q", i, got, list, favouriteGenres(counts.counts))
 				}
 				for _, id := range ids {
 					stored, err := apps[0].store.Collection(ctx, acct.ID, id)
@@ -357,8 +358,8 @@ func TestReadsRacingWritesAreNeverOlder(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got := app.listCollections(u); !reflect.DeepEqual(got.Collections, list) || got.FavouriteGenres != favouriteGenres(counts) {
-			t.Errorf("list at the end: %+v, the database has %+v, %q", got, list, favouriteGenres(counts))
+		if got := app.listCollections(u); !reflect.DeepEqual(got.Collections, list) || got.FavouriteGenres != favouriteGenres(counts.counts) {
+			t.Errorf("list at the end: %+v, the database has %+v, %q", got, list, favouriteGenres(counts.counts))
 		}
 		for _, id := range ids {
 			if got, want := app.getCollection(u, id).Title, fmt.Sprintf("w%d-%02d", slices.Index(ids, id), writes-1); got != want {
@@ -403,8 +404,8 @@ func TestCreateKeepsACachedList(t *testing.T) {
 				t.Fatal(err)
 			}
 			got := app.listCollections(u)
-			if !reflect.DeepEqual(got.Collections, list) || got.FavouriteGenres != favouriteGenres(counts) {
-				t.Fatalf("current %t: list %+v, the database has %+v, %q", current, got, list, favouriteGenres(counts))
+			if !reflect.DeepEqual(got.Collections, list) || got.FavouriteGenres != favouriteGenres(counts.counts) {
+				t.Fatalf("current %t: list %+v, the database has %+v, %q", current, got, list, favouriteGenres(counts.counts))
 			}
 		}
 	})
@@ -418,7 +419,7 @@ func TestResponseCacheWritesKeepTheList(t *testing.T) {
 	c := newResponseCache(1 << 20)
 	list := &cachedList{
 		collections: []collectionSummary{{UUID: "a", Title: "old", Description: "d"}, {UUID: "b", Title: "B"}},
-		top:         []genreCount{{"Drama", 3}, {"War", 2}, {"Crime", 1}},
+		genres:      genreTotals{counts: map[string]int{"Drama": 3, "War": 2, "Crime": 1}},
 	}
 	c.putList(1, 3, list, []byte("list at 3"))
 	c.put(1, "a", 3, []byte("A3"))
@@ -453,8 +454,9 @@ func TestResponseCacheWritesKeepTheList(t *testing.T) {
 		t.Errorf("the other collection's answer: %q, %t", got, ok)
 	}
 
-	// A create that moved Comedy past War and Crime, and Drama on.
-	c.created(1, 4, 5, collectionSummary{UUID: "c", Title: "C"}, map[string]int{"Comedy": 3, "Drama": 4})
+	// A create of a collection whose movies carry Comedy three times and
+	// Drama once: Comedy passes War and Crime, Drama moves on.
+	c.created(1, 4, 5, collectionSummary{UUID: "c", Title: "C"}, map[string]int{"Comedy": 3, "Drama": 1})
 	got, ok = render(5)
 	want.Collections = append(want.Collections, collectionSummary{UUID: "c", Title: "C"})
 	want.FavouriteGenres = "Drama, Comedy, War"
@@ -465,14 +467,14 @@ func TestResponseCacheWritesKeepTheList(t *testing.T) {
 		t.Errorf("the other collection's answer after the create: %q, %t", got, ok)
 	}
 
-	// A create whose counts were not read cannot rank the list anew: the
-	// list goes, the other answers move on.
-	c.created(1, 5, 6, collectionSummary{UUID: "d"}, nil)
+	// A delete takes a collection's counts away, which the cache does not
+	// know: the list goes, the other answers move on.
+	c.advance(1, 5, 6, "c")
 	if got, ok := render(6); ok {
-		t.Errorf("a list was ranked without the create's counts: %+v", got)
+		t.Errorf("a list was kept across a delete: %+v", got)
 	}
 	if got, ok := c.get(1, "b", 6); !ok || string(got) != "B3" {
-		t.Errorf("the other collection's answer after a create without counts: %q, %t", got, ok)
+		t.Errorf("the other collection's answer after a delete: %q, %t", got, ok)
 	}
 
 	// A read at the version of a rename that got there before the
@@ -504,33 +506,30 @@ func TestResponseCacheWritesKeepTheList(t *testing.T) {
 }
 
 // TestCreatedRanksGenresAsARecount: however creates move the genre
-// counts, the top three the cached list keeps name what a recount of
-// every genre names.
+// counts, the cached list holds what a recount of every genre holds, and
+// names the top three a recount names.
 func TestCreatedRanksGenresAsARecount(t *testing.T) {
 	genres := []string{"Action", "Comedy", "Crime", "Drama", "Horror", "Musical", "War", "Western"}
 	rng := rand.New(rand.NewPCG(5, 6))
 	for run := range 200 {
 		c := newResponseCache(1 << 20)
-		counts := map[string]int{}
-		c.putList(1, 1, &cachedList{collections: []collectionSummary{}}, []byte("empty"))
+		counts := map[string]int{"Drama": 2}
+		c.putList(1, 1, &cachedList{collections: []collectionSummary{{UUID: "0"}}, genres: genreTotals{counts: map[string]int{"Drama": 2}}}, []byte("one"))
 		for v := int64(1); v <= 20; v++ {
-			touched := map[string]int{}
+			created := map[string]int{}
 			for range rng.IntN(4) {
 				g := genres[rng.IntN(len(genres))]
-				counts[g] += 1 + rng.IntN(2)
-				touched[g] = counts[g]
+				n := 1 + rng.IntN(2)
+				created[g] += n
+				counts[g] += n
 			}
-			c.created(1, v, v+1, collectionSummary{UUID: fmt.Sprint(v)}, touched)
-			var all []genreCount
-			for g, n := range counts {
-				all = append(all, genreCount{g, n})
-			}
+			c.created(1, v, v+1, collectionSummary{UUID: fmt.Sprint(v)}, created)
 			l, ok := c.listAt(1, v+1)
 			if !ok {
 				t.Fatalf("run %d: no list at version %d", run, v+1)
 			}
-			if got, want := favouriteGenres(l.top), favouriteGenres(all); got != want {
-				t.Fatalf("run %d, version %d: favourite genres %q, a recount says %q (counts %v)", run, v+1, got, want, counts)
+			if !maps.Equal(l.genres.counts, counts) || l.data().FavouriteGenres != favouriteGenres(counts) {
+				t.Fatalf("run %d, version %d: counts %v, favourite genres %q; a recount says %v, %q", run, v+1, l.genres.counts, l.data().FavouriteGenres, counts, favouriteGenres(counts))
 			}
 		}
 	}

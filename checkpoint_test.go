@@ -36,7 +36,7 @@ func TestCheckpointerKeepsTheWALSmall(t *testing.T) {
 	for round := range 10 {
 		for range 5 { // about 500 pages a round
 			c := collection{UUID: newUUID(), Title: "big", Movies: big}
-			if _, _, err := s.CreateCollection(ctx, u.ID, c, false); err != nil {
+			if _, _, err := s.CreateCollection(ctx, u.ID, c); err != nil {
 				t.Fatal(err)
 			}
 			written += 100 * 4000

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"cmp"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
@@ -58,12 +57,11 @@ const (
 	// per-user tally, and PostgreSQL cannot index very long keys.
 	maxGenreBytes = 100
 	// maxCollectionGenres caps the distinct genres of one collection.
-	// Each is a row of the user's genre counts, written by the single
-	// writer when the collection is created, changed or deleted: without
-	// a cap a 600 KB body of made-up genres would hold every other user's
-	// writes for a second, and so would deleting it. A real catalogue has
-	// a few dozen genres.
-	maxCollectionGenres = 1000
+	// Each is a count stored with the collection, and reading a list sums
+	// the counts of every collection listed: the cap keeps that within a
+	// small multiple of a list's own size, 1,000 collections or not. A
+	// real catalogue has a few dozen genres.
+	maxCollectionGenres = 100
 )
 
 // parseCollectionInput reads and validates a collection body and brings
@@ -298,26 +296,51 @@ func splitGenres(genres string) []string {
 	return out
 }
 
-// tallyGenres adds sign (+1 or -1) to tally for every genre of every movie.
-func tallyGenres(tally map[string]int, movies []movie, sign int) {
+// countGenres returns how many of movies carry each genre.
+func countGenres(movies []movie) map[string]int {
+	counts := map[string]int{}
 	for _, m := range movies {
 		for _, g := range splitGenres(m.Genres) {
-			tally[g] += sign
+			counts[g]++
 		}
 	}
+	return counts
+}
+
+// encodeGenreCounts is the stored form of a collection's genre counts: a
+// JSON object, its keys in order.
+func encodeGenreCounts(counts map[string]int) (string, error) {
+	b, err := json.Marshal(counts)
+	return string(b), err
 }
 
 // topGenres returns the three genres of counts that favouriteGenres
-// names, in its order.
-func topGenres(counts []genreCount) []genreCount {
-	ranked := slices.DeleteFunc(slices.Clone(counts), func(c genreCount) bool { return c.N <= 0 })
-	slices.SortFunc(ranked, func(a, b genreCount) int {
-		if c := cmp.Compare(b.N, a.N); c != 0 {
-			return c
+// names, in its order: one pass, however many genres there are.
+func topGenres(counts map[string]int) []genreCount {
+	top := make([]genreCount, 0, 4)
+	for g, n := range counts {
+		if n <= 0 {
+			continue
 		}
-		return strings.Compare(a.Genre, b.Genre)
-	})
-	return ranked[:min(3, len(ranked))]
+		c := genreCount{Genre: g, N: n}
+		i := len(top)
+		for i > 0 && ranksBefore(c, top[i-1]) {
+			i--
+		}
+		if i < 3 {
+			top = slices.Insert(top, i, c)[:min(len(top)+1, 3)]
+		}
+	}
+	return top
+}
+
+// ranksBefore reports whether a comes before b among the favourite
+// genres: more frequent first, ties by name.
+func ranksBefore(a, b genreCount) bool {
+	if a.N != b.N {
+		return a.N > b.N
+	}
+	return a.Genre < b.Genre
 }
 
 // genreCount is how many movie entries carry one genre.
@@ -328,7 +351,7 @@ type genreCount struct {
 
 // favouriteGenres returns the top three genres: most frequent first, ties
 // by name (A→Z), joined with ", "; "" when there are none.
-func favouriteGenres(counts []genreCount) string {
+func favouriteGenres(counts map[string]int) string {
 	var sb strings.Builder
 	for i, c := range topGenres(counts) {
 		if i > 0 {

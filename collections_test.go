@@ -12,16 +12,16 @@ import (
 func TestFavouriteGenres(t *testing.T) {
 	tests := []struct {
 		name   string
-		counts []genreCount
+		counts map[string]int
 		want   string
 	}{
 		{"none", nil, ""},
-		{"one", []genreCount{{"Drama", 1}}, "Drama"},
-		{"two", []genreCount{{"Drama", 1}, {"Comedy", 2}}, "Comedy, Drama"},
-		{"top three by count", []genreCount{{"A", 1}, {"B", 5}, {"C", 3}, {"D", 4}}, "B, D, C"},
-		{"ties by name", []genreCount{{"Thriller", 2}, {"Action", 2}, {"Drama", 2}, {"Comedy", 2}}, "Action, Comedy, Drama"},
-		{"tie at the cut", []genreCount{{"Z", 9}, {"Y", 1}, {"X", 1}, {"W", 1}}, "Z, W, X"},
-		{"zero counts skipped", []genreCount{{"Gone", 0}, {"Here", 1}}, "Here"},
+		{"one", map[string]int{"Drama": 1}, "Drama"},
+		{"two", map[string]int{"Drama": 1, "Comedy": 2}, "Comedy, Drama"},
+		{"top three by count", map[string]int{"A": 1, "B": 5, "C": 3, "D": 4}, "B, D, C"},
+		{"ties by name", map[string]int{"Thriller": 2, "Action": 2, "Drama": 2, "Comedy": 2}, "Action, Comedy, Drama"},
+		{"tie at the cut", map[string]int{"Z": 9, "Y": 1, "X": 1, "W": 1}, "Z, W, X"},
+		{"zero counts skipped", map[string]int{"Gone": 0, "Here": 1}, "Here"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -368,6 +368,24 @@ func testMovieDataIsPerUser(t *testing.T, be backend) {
 
 func TestFavouriteGenresThroughAPI(t *testing.T) { forEachBackend(t, testFavouriteGenresThroughAPI) }
 
+// manyGenres gives the user collections whose movies carry n distinct
+// genres in all, "g0000" on, each once: as many per collection as one
+// may hold.
+func manyGenres(a *testApp, u testUser, n int) {
+	a.t.Helper()
+	for first := 0; first < n; first += maxCollectionGenres {
+		var movies []movie
+		for g := first; g < min(first+maxCollectionGenres, n); g += 10 {
+			var genres []string
+			for i := g; i < min(g+10, n); i++ {
+				genres = append(genres, fmt.Sprintf("g%04d", i))
+			}
+			movies = append(movies, newMovie(strings.Join(genres, ",")))
+		}
+		a.newCollection(u, movies...)
+	}
+}
+
 func testFavouriteGenresThroughAPI(t *testing.T, be backend) {
 	tests := []struct {
 		name  string
@@ -410,6 +428,18 @@ func testFavouriteGenresThroughAPI(t *testing.T, be backend) {
 			id := a.newCollection(u, newMovie("Horror"))
 			a.do("PUT", "/collection/"+id+"/", u.token, map[string]any{"title": "x"}).mustStatus(a.t, 200)
 		}, "Horror"},
+		{"more genres than a list holds", func(a *testApp, u testUser) {
+			manyGenres(a, u, maxHeldGenres+100)
+			a.newCollection(u, newMovie("g0500"), newMovie("g0500,g0007"), newMovie("g0500"))
+		}, "g0500, g0007, g0000"},
+		{"a create after a list that held only the top genres", func(a *testApp, u testUser) {
+			manyGenres(a, u, maxHeldGenres+100)
+			if got := a.listCollections(u).FavouriteGenres; got != "g0000, g0001, g0002" {
+				a.t.Fatalf("favourite_genres before the create: %q", got)
+			}
+			// g0900 was not among the top genres the list held.
+			a.newCollection(u, newMovie("g0900"))
+		}, "g0900, g0000, g0001"},
 	}
 	app := newTestApp(t, be.fresh(t))
 	for _, tt := range tests {

@@ -53,17 +53,9 @@ type dialect struct {
 	byteCollation string
 	// jsonTexts is a subquery answering the strings of the JSON list $1.
 	jsonTexts string
-	// jsonCounts is a subquery answering (genre, n) for each member of
-	// the JSON object $2, whose values are whole numbers.
-	jsonCounts string
-	// jsonObjectAgg is the aggregate that makes a JSON object of names
-	// and values.
-	jsonObjectAgg string
-	// lockOrder orders the rows of jsonCounts by genre, so that
-	// concurrent transactions lock a user's genre rows in one order; ""
-	// where one writer holds the whole database (SQLite), and a sort
-	// would only cost.
-	lockOrder string
+	// genreCounts is a table function answering (key, value) for each
+	// genre count of collection c, its JSON object genres.
+	genreCounts string
 	// writableCTEs is whether one statement can change several tables
 	// (WITH ... UPDATE): a write then takes one round trip instead of a
 	// transaction's several. SQLite cannot, and batches its writes instead.
@@ -78,8 +70,7 @@ var (
 		changeCounter: "PRAGMA data_version",
 		byteCollation: "BINARY",
 		jsonTexts:     "SELECT value FROM json_each($1)",
-		jsonCounts:    "SELECT key AS genre, value AS n FROM json_each($2)",
-		jsonObjectAgg: "json_group_object",
+		genreCounts:   "json_each(c.genres)",
 	}
 	postgresDialect = dialect{
 		name:           "postgres",
@@ -88,9 +79,7 @@ var (
 		lockMigrations: "SELECT pg_advisory_xact_lock(7340521)",
 		byteCollation:  `"C"`,
 		jsonTexts:      "SELECT json_array_elements_text(CAST($1 AS json))",
-		jsonCounts:     "SELECT key AS genre, CAST(value AS INTEGER) AS n FROM json_each_text(CAST($2 AS json))",
-		jsonObjectAgg:  "json_object_agg",
-		lockOrder:      ` ORDER BY t.genre COLLATE "C"`,
+		genreCounts:    "json_each_text(CAST(c.genres AS json))",
 		writableCTEs:   true,
 	}
 )
@@ -400,6 +389,13 @@ func migrations(schema string) ([]string, error) {
 	return out, nil
 }
 
+// migrationSteps are Go steps run right after the migration of their
+// number, in its transaction: work that this build's own code must do,
+// so that it is done exactly as this build would.
+var migrationSteps = map[int]func(context.Context, *sql.Tx) error{
+	5: countCollectionGenres,
+}
+
 // migrate applies, in one transaction, every migration the database has
 // not seen yet. Concurrent starts are serialised: by the SQLite write lock
 // that an IMMEDIATE transaction takes, or by a PostgreSQL advisory lock.
@@ -431,6 +427,11 @@ func (d *db) migrate(ctx context.Context) error {
 	for v := current + 1; v <= len(steps); v++ {
 		if _, err := tx.ExecContext(ctx, steps[v-1]); err != nil {
 			return fmt.Errorf("migrate to version %d: %w", v, err)
+		}
+		if step := migrationSteps[v]; step != nil {
+			if err := step(ctx, tx); err != nil {
+				return fmt.Errorf("migrate to version %d: %w", v, err)
+			}
 		}
 		if _, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (version) VALUES ($1)`, v); err != nil {
 			return fmt.Errorf("migrate to version %d: %w", v, err)

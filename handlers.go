@@ -228,8 +228,7 @@ func (s *server) handleCollectionCreate(w http.ResponseWriter, r *http.Request, 
 	if in.Movies != nil {
 		c.Movies = *in.Movies
 	}
-	// The new genre counts are wanted only to keep a cached list.
-	version, counts, err := s.store.CreateCollection(r.Context(), acct.id, c, s.cache.holdsList(acct.id, acct.version))
+	version, counts, err := s.store.CreateCollection(r.Context(), acct.id, c)
 	if errors.Is(err, errNoSuchUser) {
 		return errUnauthorized
 	}
@@ -268,7 +267,7 @@ func (s *server) handleCollectionList(w http.ResponseWriter, r *http.Request, ac
 		if err != nil {
 			return err
 		}
-		list, version = &cachedList{collections: collections, top: topGenres(genres)}, v
+		list, version = &cachedList{collections: collections, genres: genres}, v
 	}
 	body, err := marshal(collectionList{IsSuccess: true, Data: list.data()})
 	if err != nil {

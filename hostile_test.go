@@ -70,8 +70,8 @@ func testCollectionLimits(t *testing.T, be backend) {
 		{"genres of 1,001 bytes", map[string]any{"title": "t", "movies": withMovie(func(m *movie) { m.Genres = genres(100, 9) + "xy" })}, "movies[0].genres"},
 		{"a genre of 100 bytes", map[string]any{"title": "t", "movies": withMovie(func(m *movie) { m.Genres = strings.Repeat("g", 100) })}, ""},
 		{"a genre of 101 bytes", map[string]any{"title": "t", "movies": withMovie(func(m *movie) { m.Genres = strings.Repeat("g", 101) })}, "movies[0].genres"},
-		{"1,000 distinct genres in a collection", map[string]any{"title": "t", "movies": manyGenres(10, 100)}, ""},
-		{"1,001 distinct genres in a collection", map[string]any{"title": "t", "movies": append(manyGenres(10, 100), newMovie("one more"))}, "movies"},
+		{"100 distinct genres in a collection", map[string]any{"title": "t", "movies": manyGenres(10, 10)}, ""},
+		{"101 distinct genres in a collection", map[string]any{"title": "t", "movies": append(manyGenres(10, 10), newMovie("one more"))}, "movies"},
 		// The bomb that took minutes: 40,000 genres in one movie.
 		{"40,000 genres", map[string]any{"title": "t", "movies": withMovie(func(m *movie) { m.Genres = genres(40000, 3) })}, "movies[0].genres"},
 	}

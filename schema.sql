@@ -118,3 +118,29 @@ INSERT INTO user_genres_by_key (user_id, genre, n) SELECT user_id, genre, n FROM
 DROP TABLE user_genres;
 ALTER TABLE user_genres_by_key RENAME TO user_genres;
 CREATE INDEX user_genres_top ON user_genres (user_id, n DESC, genre);
+
+-- migration 5: each collection counts its own genres; no per-user tally
+-- genres is the collection's genre counts, a JSON object of how many of
+-- its movies carry each genre, filled in for existing rows by the step
+-- this build runs after this migration (countCollectionGenres). It comes
+-- before movies in the row: reading it never walks a long movie list's
+-- overflow pages. The favourite genres are summed from these counts when
+-- a list is read, so a write stores one row however many genres it has,
+-- and the per-user tally, which every write had to update row by row,
+-- goes.
+CREATE TABLE collections_v5 (
+    id          INTEGER PRIMARY KEY,
+    uuid        TEXT    NOT NULL UNIQUE,
+    user_id     INTEGER NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    title       TEXT    NOT NULL,
+    description TEXT    NOT NULL,
+    created_at  TEXT    NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
+    genres      TEXT    NOT NULL DEFAULT '{}',
+    movies      TEXT    NOT NULL DEFAULT '[]'
+);
+INSERT INTO collections_v5 (id, uuid, user_id, title, description, created_at, movies)
+    SELECT id, uuid, user_id, title, description, created_at, movies FROM collections;
+DROP TABLE collections;
+ALTER TABLE collections_v5 RENAME TO collections;
+CREATE INDEX collections_user ON collections (user_id, id);
+DROP TABLE user_genres;

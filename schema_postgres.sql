@@ -83,3 +83,13 @@ UPDATE collections c SET movies = (
     FROM collection_movies m WHERE m.collection_id = c.id)
 WHERE EXISTS (SELECT 1 FROM collection_movies m WHERE m.collection_id = c.id);
 DROP TABLE collection_movies;
+
+-- migration 5: each collection counts its own genres; no per-user tally
+-- genres is the collection's genre counts, a JSON object of how many of
+-- its movies carry each genre, filled in for existing rows by the step
+-- this build runs after this migration (countCollectionGenres). The
+-- favourite genres are summed from these counts when a list is read, so
+-- a write stores one row however many genres it has, and the per-user
+-- tally, which every write had to update row by row, goes.
+ALTER TABLE collections ADD COLUMN genres TEXT NOT NULL DEFAULT '{}';
+DROP TABLE user_genres;

@@ -2,11 +2,13 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"sync"
 	"time"
 )
@@ -167,31 +169,32 @@ func (s *Store) ForgetRequestShare(ctx context.Context, process string) error {
 	return nil
 }
 
-// CreateCollection stores c, movies included, for the user in one
-// transaction, and returns the user's version it made and, withCounts,
-// the counts it left the genres of c's movies at (else maybe nil: on
-// SQLite reading them back costs the single writer a statement, worth it
-// only when a cached list can use them). It returns
-// errNoSuchUser when the account is gone, and errLimitReached when the
-// user already has maxCollections. The movies are encoded and their
-// genres counted before the write begins, so the single writer only
-// stores them.
-func (s *Store) CreateCollection(ctx context.Context, userID int64, c collection, withCounts bool) (int64, map[string]int, error) {
+// CreateCollection stores c, movies and genre counts included, for the
+// user in one transaction, and returns the user's version it made and
+// the genre counts of c's movies. It returns errNoSuchUser when the
+// account is gone, and errLimitReached when the user already has
+// maxCollections. The movies and their genre counts are encoded before
+// the write begins, so the single writer only stores them: one row,
+// however many movies and genres it holds.
+func (s *Store) CreateCollection(ctx context.Context, userID int64, c collection) (int64, map[string]int, error) {
+	counts := countGenres(c.Movies)
+	version, err := s.createCollection(ctx, userID, c, counts)
+	return version, counts, err
+}
+
+func (s *Store) createCollection(ctx context.Context, userID int64, c collection, counts map[string]int) (int64, error) {
 	movies, err := encodeMovies(c.Movies)
 	if err != nil {
-		return 0, nil, fmt.Errorf("create collection: %w", err)
+		return 0, fmt.Errorf("create collection: %w", err)
 	}
-	tally := map[string]int{}
-	tallyGenres(tally, c.Movies, +1)
-	genres, err := newGenreDelta(tally)
+	genres, err := encodeGenreCounts(counts)
 	if err != nil {
-		return 0, nil, fmt.Errorf("create collection: %w", err)
+		return 0, fmt.Errorf("create collection: %w", err)
 	}
 	if s.db.dialect.writableCTEs {
 		return s.createOne(ctx, userID, c, movies, genres)
 	}
 	var version int64
-	var counts map[string]int
 	err = s.db.withTx(ctx, func(tx *writeTx) error {
 		tx.touch(userID)
 		err := tx.queryRow(qCountCollection, userID, maxCollections).Scan(&version)
@@ -202,75 +205,53 @@ func (s *Store) CreateCollection(ctx context.Context, userID int64, c collection
 			return err
 		}
 		tx.leaves(userID, version)
-		if err := tx.exec(qInsertCollection, c.UUID, userID, c.Title, c.Description, movies); err != nil {
-			return err
-		}
-		if err := applyGenreDelta(tx, userID, genres); err != nil || !withCounts {
-			return err
-		}
-		counts, err = genreCounts(tx, userID, genres.js)
-		return err
+		return tx.exec(qInsertCollection, c.UUID, userID, c.Title, c.Description, genres, movies)
 	})
 	if isForeignKeyViolation(err) {
-		return 0, nil, errNoSuchUser
+		return 0, errNoSuchUser
 	}
 	if err != nil && !errors.Is(err, errNoSuchUser) && !errors.Is(err, errLimitReached) {
-		return 0, nil, fmt.Errorf("create collection: %w", err)
+		return 0, fmt.Errorf("create collection: %w", err)
 	}
-	return version, counts, err
+	return version, err
 }
 
 // createOne is CreateCollection in one statement, for a dialect with
-// writableCTEs: one round trip and one commit instead of five. It locks
-// the user's row, then the genres' in name order, as the transaction does.
-func (s *Store) createOne(ctx context.Context, userID int64, c collection, movies string, genres genreDelta) (int64, map[string]int, error) {
-	if genres.js == "" {
-		genres.js = "{}"
-	}
+// writableCTEs: one round trip and one commit instead of three.
+func (s *Store) createOne(ctx context.Context, userID int64, c collection, movies, genres string) (int64, error) {
 	var version int64
-	var counted []byte
 	err := s.db.writeOne(ctx, createQuery, func(row *sql.Row) error {
-		return row.Scan(&version, &counted)
-	}, c.UUID, userID, c.Title, c.Description, movies, maxCollections, genres.js)
+		return row.Scan(&version)
+	}, c.UUID, userID, c.Title, c.Description, movies, maxCollections, genres)
 	if errors.Is(err, sql.ErrNoRows) {
 		// The user is gone, or at the limit.
 		var n int
 		err = s.db.read.QueryRowContext(ctx, `SELECT collections FROM users WHERE id = $1`, userID).Scan(&n)
 		switch {
 		case errors.Is(err, sql.ErrNoRows):
-			return 0, nil, errNoSuchUser
+			return 0, errNoSuchUser
 		case err == nil:
-			return 0, nil, errLimitReached
+			return 0, errLimitReached
 		}
 	}
 	if err != nil {
-		return 0, nil, fmt.Errorf("create collection: %w", err)
+		return 0, fmt.Errorf("create collection: %w", err)
 	}
-	counts := map[string]int{}
-	if err := json.Unmarshal(counted, &counts); err != nil {
-		return 0, nil, fmt.Errorf("create collection: %w", err)
-	}
-	return version, counts, nil
+	return version, nil
 }
 
 // createQuery counts one more collection for the user unless that would
-// pass the limit ($6), inserts the collection, and adds the genre counts
-// of its movies ($7, a JSON object of counts by genre), all only when the
-// user's row matched; it returns the user's new version and the counts
-// the genres were left at, or no row.
+// pass the limit ($6) and inserts the collection with its genre counts
+// ($7), only when the user's row matched; it returns the user's new
+// version, or no row. (A data-modifying WITH runs whether or not the
+// query reads it.)
 const createQuery = `WITH u AS (
 		UPDATE users SET collections = collections + 1, version = version + 1
 		WHERE id = $2 AND collections < $6 RETURNING version),
 	c AS (
-		INSERT INTO collections (uuid, user_id, title, description, movies)
-		SELECT $1, $2, $3, $4, $5 FROM u RETURNING user_id),
-	g AS (
-		INSERT INTO user_genres (user_id, genre, n)
-		SELECT c.user_id, t.key, CAST(t.value AS INTEGER) FROM c, json_each_text(CAST($7 AS JSON)) AS t
-		ORDER BY t.key COLLATE "C"
-		ON CONFLICT (user_id, genre) DO UPDATE SET n = user_genres.n + excluded.n
-		RETURNING genre, n)
-	SELECT u.version, COALESCE((SELECT json_object_agg(genre, n) FROM g), '{}') FROM u`
+		INSERT INTO collections (uuid, user_id, title, description, genres, movies)
+		SELECT $1, $2, $3, $4, $7, $5 FROM u)
+	SELECT version FROM u`
 
 // whyNoCount tells why qCountCollection matched no user row: the user is
 // gone, or at the limit.
@@ -306,113 +287,70 @@ func decodeMovies(stored string) ([]movie, error) {
 	return movies, nil
 }
 
-// genreDelta is a change to a user's genre counts as the JSON object of
-// counts by genre that the statements read ({counts}): made before a
-// create's write begins, so that the single writer only runs statements.
-type genreDelta struct {
-	js     string // "" when no count changes
-	lowers bool   // some count goes down
-}
-
-// newGenreDelta is tally as a genreDelta.
-func newGenreDelta(tally map[string]int) (genreDelta, error) {
-	if len(tally) == 0 {
-		return genreDelta{}, nil
-	}
-	js, err := json.Marshal(tally)
-	if err != nil {
-		return genreDelta{}, err
-	}
-	d := genreDelta{js: string(js)}
-	for _, n := range tally {
-		d.lowers = d.lowers || n < 0
-	}
-	return d, nil
-}
-
-// applyGenreTally adds tally to the user's genre counts and drops the
-// genres that it brought to zero: only the genres of this write are
-// touched, whatever else the user has, in two statements however many
-// there are.
-func applyGenreTally(tx *writeTx, userID int64, tally map[string]int) error {
-	d, err := newGenreDelta(tally)
-	if err != nil {
-		return err
-	}
-	return applyGenreDelta(tx, userID, d)
-}
-
-// applyGenreDelta is applyGenreTally with the tally already encoded.
-func applyGenreDelta(tx *writeTx, userID int64, d genreDelta) error {
-	if d.js == "" {
-		return nil
-	}
-	if err := tx.exec(qAddGenres, userID, d.js); err != nil {
-		return err
-	}
-	if d.lowers {
-		return tx.exec(qDropGenres, userID, d.js)
-	}
-	return nil
-}
-
-// genreCounts reads the user's counts of the genres that the tally
-// (a genreDelta's JSON) raised, in one statement that answers them as one
-// JSON object.
-func genreCounts(tx *writeTx, userID int64, tally string) (map[string]int, error) {
-	counts := map[string]int{}
-	if tally == "" {
-		return counts, nil
-	}
-	var counted []byte
-	if err := tx.queryRow(qGenreCounts, userID, tally).Scan(&counted); err != nil {
-		return nil, err
-	}
-	return counts, json.Unmarshal(counted, &counts)
-}
-
-// Collections returns the user's collections, oldest first, their top
-// three genre counts, and the user's version they are at, read in one
-// statement so that all come from one snapshot. The genres come off the
-// user_genres_top index: three rows, however many genres the user has.
-func (s *Store) Collections(ctx context.Context, userID int64) ([]collectionSummary, []genreCount, int64, error) {
+// Collections returns the user's collections, oldest first, the user's
+// count of each genre their movies carry, and the user's version they are
+// at, read in one statement so that all come from one snapshot. The
+// counts are summed from each collection's own: the work grows with the
+// collections listed, at most maxCollectionGenres counts each, and at
+// most maxHeldGenres+1 of the sums, the largest, come back.
+func (s *Store) Collections(ctx context.Context, userID int64) ([]collectionSummary, genreTotals, int64, error) {
 	st, err := s.db.readStmt(ctx, `SELECT 0 AS kind, id AS ord, uuid, title, description FROM collections WHERE user_id = $1
 		UNION ALL
-		SELECT * FROM (SELECT 1, n, genre, '', '' FROM user_genres WHERE user_id = $1
-			ORDER BY n DESC, genre COLLATE `+s.db.dialect.byteCollation+` LIMIT 3) AS top
+		SELECT * FROM (SELECT 1, CAST(sum(CAST(t.value AS BIGINT)) AS BIGINT) AS n, t.key, '', ''
+			FROM collections c, `+s.db.dialect.genreCounts+` AS t WHERE c.user_id = $1
+			GROUP BY t.key ORDER BY n DESC, t.key COLLATE `+s.db.dialect.byteCollation+` LIMIT `+strconv.Itoa(maxHeldGenres+1)+`) AS top
 		UNION ALL
 		SELECT 2, version, '', '', '' FROM users WHERE id = $1
 		ORDER BY 1, 2`)
 	if err != nil {
-		return nil, nil, 0, fmt.Errorf("list collections: %w", err)
+		return nil, genreTotals{}, 0, fmt.Errorf("list collections: %w", err)
 	}
 	rows, err := st.QueryContext(ctx, userID)
 	if err != nil {
-		return nil, nil, 0, fmt.Errorf("list collections: %w", err)
+		return nil, genreTotals{}, 0, fmt.Errorf("list collections: %w", err)
 	}
 	defer rows.Close()
 	list := []collectionSummary{}
-	var genres []genreCount
+	genres := genreTotals{counts: map[string]int{}}
 	var version int64
 	for rows.Next() {
 		var kind, ord int64
 		var c collectionSummary
 		if err := rows.Scan(&kind, &ord, &c.UUID, &c.Title, &c.Description); err != nil {
-			return nil, nil, 0, fmt.Errorf("list collections: %w", err)
+			return nil, genreTotals{}, 0, fmt.Errorf("list collections: %w", err)
 		}
 		switch kind {
 		case 0:
 			list = append(list, c)
 		case 1:
-			genres = append(genres, genreCount{Genre: c.UUID, N: int(ord)})
+			genres.counts[c.UUID] = int(ord)
 		default:
 			version = ord
 		}
 	}
 	if err := rows.Err(); err != nil {
-		return nil, nil, 0, fmt.Errorf("list collections: %w", err)
+		return nil, genreTotals{}, 0, fmt.Errorf("list collections: %w", err)
+	}
+	if len(genres.counts) > maxHeldGenres {
+		top := map[string]int{}
+		for _, g := range topGenres(genres.counts) {
+			top[g.Genre] = g.N
+		}
+		genres = genreTotals{counts: top, partial: true}
 	}
 	return list, genres, version, nil
+}
+
+// maxHeldGenres is the most genre counts a read list holds: a user with
+// more gets the top three only.
+const maxHeldGenres = 1024
+
+// genreTotals is a user's count of each genre their movies carry: every
+// one, or, partial, only the top three, of a user with more than
+// maxHeldGenres.
+type genreTotals struct {
+	counts  map[string]int
+	partial bool
 }
 
 // storedCollection is a collection as stored and as GET shows it: its
@@ -484,47 +422,35 @@ func bumpUser(tx *writeTx, userID int64, delta int) (int64, error) {
 	return version, nil
 }
 
-// UpdateCollection applies the fields of in that are set (movies replace
-// the whole list) in one transaction and returns the collection as stored
-// and the user's version it made. A rename is one statement; new movies
-// first read (and, on PostgreSQL, lock) the old ones, whose genres leave
-// the user's counts.
+// UpdateCollection applies the fields of in that are set (movies, with
+// their genre counts, replace the stored ones) in one transaction and
+// returns the collection as stored and the user's version it made.
 func (s *Store) UpdateCollection(ctx context.Context, userID int64, id string, in collectionInput) (storedCollection, int64, error) {
-	if in.Movies == nil && s.db.dialect.writableCTEs {
-		return s.rename(ctx, userID, id, in)
-	}
-	var movies *string
-	tally := map[string]int{}
+	var movies, genres *string
 	if in.Movies != nil {
-		encoded, err := encodeMovies(*in.Movies)
+		m, err := encodeMovies(*in.Movies)
 		if err != nil {
 			return storedCollection{}, 0, fmt.Errorf("update collection: %w", err)
 		}
-		movies = &encoded
-		tallyGenres(tally, *in.Movies, +1)
+		g, err := encodeGenreCounts(countGenres(*in.Movies))
+		if err != nil {
+			return storedCollection{}, 0, fmt.Errorf("update collection: %w", err)
+		}
+		movies, genres = &m, &g
+	}
+	if s.db.dialect.writableCTEs {
+		return s.updateOne(ctx, userID, id, in, movies, genres)
 	}
 	var c storedCollection
 	var version int64
 	err := s.db.withTx(ctx, func(tx *writeTx) error {
-		if movies != nil {
-			var old string
-			err := tx.queryRow(qLockCollection, id, userID).Scan(&old)
-			if err != nil {
-				return noRowsIsNotFound(err)
-			}
-			if err := untallyMovies(tally, old); err != nil {
-				return err
-			}
-		}
 		var err error
-		c, err = scanCollection(id, tx.queryRow(qUpdateCollection, id, userID, in.Title, in.Description, movies))
+		c, err = scanCollection(id, tx.queryRow(qUpdateCollection, id, userID, in.Title, in.Description, genres, movies))
 		if err != nil {
 			return err
 		}
-		if version, err = bumpUser(tx, userID, 0); err != nil {
-			return err
-		}
-		return applyGenreTally(tx, userID, tally)
+		version, err = bumpUser(tx, userID, 0)
+		return err
 	})
 	if err != nil && !errors.Is(err, errNotFound) {
 		err = fmt.Errorf("update collection: %w", err)
@@ -532,15 +458,16 @@ func (s *Store) UpdateCollection(ctx context.Context, userID int64, id string, i
 	return c, version, err
 }
 
-// rename is UpdateCollection without movies, in one statement.
-func (s *Store) rename(ctx context.Context, userID int64, id string, in collectionInput) (storedCollection, int64, error) {
+// updateOne is UpdateCollection in one statement, for a dialect with
+// writableCTEs.
+func (s *Store) updateOne(ctx context.Context, userID int64, id string, in collectionInput, movies, genres *string) (storedCollection, int64, error) {
 	c := storedCollection{UUID: id}
 	var version int64
-	var movies string
-	err := s.db.writeOne(ctx, renameQuery, func(row *sql.Row) error {
-		return row.Scan(&c.Title, &c.Description, &movies, &version)
-	}, id, userID, in.Title, in.Description)
-	c.Movies = json.RawMessage(movies)
+	var stored string
+	err := s.db.writeOne(ctx, updateQuery, func(row *sql.Row) error {
+		return row.Scan(&c.Title, &c.Description, &stored, &version)
+	}, id, userID, in.Title, in.Description, genres, movies)
+	c.Movies = json.RawMessage(stored)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		return c, 0, errNotFound
@@ -550,34 +477,32 @@ func (s *Store) rename(ctx context.Context, userID int64, id string, in collecti
 	return c, version, nil
 }
 
-// renameQuery is qUpdateCollection without movies, and bumpUser, in one
-// statement, for a dialect with writableCTEs. It locks the collection's
-// row, then the user's, as UpdateCollection's transaction does.
-const renameQuery = `WITH c AS (
-		UPDATE collections SET title = COALESCE($3, title), description = COALESCE($4, description)
+// updateQuery is qUpdateCollection and bumpUser in one statement, for a
+// dialect with writableCTEs. It locks the collection's row, then the
+// user's, as UpdateCollection's transaction does.
+const updateQuery = `WITH c AS (
+		UPDATE collections SET title = COALESCE($3, title), description = COALESCE($4, description),
+			genres = COALESCE($5, genres), movies = COALESCE($6, movies)
 		WHERE uuid = $1 AND user_id = $2 RETURNING title, description, movies),
 	u AS (
 		UPDATE users SET version = version + 1 WHERE id = $2 AND EXISTS (SELECT FROM c) RETURNING version)
 	SELECT c.title, c.description, c.movies, u.version FROM c, u`
 
 // DeleteCollection removes one of the user's collections and returns the
-// user's version it made, or errNotFound.
+// user's version it made, or errNotFound. The collection's genre counts
+// go with its row.
 func (s *Store) DeleteCollection(ctx context.Context, userID int64, id string) (int64, error) {
 	var version int64
 	err := s.db.withTx(ctx, func(tx *writeTx) error {
-		var old string
-		if err := tx.queryRow(qDeleteCollection, id, userID).Scan(&old); err != nil {
-			return noRowsIsNotFound(err)
-		}
-		var err error
-		if version, err = bumpUser(tx, userID, -1); err != nil {
+		res, err := tx.stmt(qDeleteCollection).ExecContext(tx.ctx, id, userID)
+		if err != nil {
 			return err
 		}
-		tally := map[string]int{}
-		if err := untallyMovies(tally, old); err != nil {
-			return err
+		if n, err := res.RowsAffected(); err != nil || n == 0 {
+			return cmp.Or(err, errNotFound)
 		}
-		return applyGenreTally(tx, userID, tally)
+		version, err = bumpUser(tx, userID, -1)
+		return err
 	})
 	if err != nil && !errors.Is(err, errNotFound) {
 		err = fmt.Errorf("delete collection: %w", err)
@@ -585,20 +510,48 @@ func (s *Store) DeleteCollection(ctx context.Context, userID int64, id string) (
 	return version, err
 }
 
-// untallyMovies takes the genres of stored movies off tally.
-func untallyMovies(tally map[string]int, stored string) error {
-	movies, err := decodeMovies(stored)
-	if err != nil {
-		return err
+// countCollectionGenres fills in the genre counts of every collection
+// stored before migration 5, from its movies, as a create counts them. It
+// reads a few collections at a time: a stored movie list may be megabytes.
+func countCollectionGenres(ctx context.Context, tx *sql.Tx) error {
+	type stored struct {
+		id     int64
+		movies string
 	}
-	tallyGenres(tally, movies, -1)
-	return nil
-}
-
-// noRowsIsNotFound turns "no row" into errNotFound.
-func noRowsIsNotFound(err error) error {
-	if errors.Is(err, sql.ErrNoRows) {
-		return errNotFound
+	var after int64
+	for {
+		rows, err := tx.QueryContext(ctx, `SELECT id, movies FROM collections WHERE id > $1 ORDER BY id LIMIT 10`, after)
+		if err != nil {
+			return err
+		}
+		var batch []stored
+		for rows.Next() {
+			var c stored
+			if err := rows.Scan(&c.id, &c.movies); err != nil {
+				rows.Close()
+				return err
+			}
+			batch = append(batch, c)
+		}
+		if err := errors.Join(rows.Err(), rows.Close()); err != nil {
+			return err
+		}
+		if len(batch) == 0 {
+			return nil
+		}
+		for _, c := range batch {
+			movies, err := decodeMovies(c.movies)
+			if err != nil {
+				return fmt.Errorf("collection %d: %w", c.id, err)
+			}
+			genres, err := encodeGenreCounts(countGenres(movies))
+			if err != nil {
+				return err
+			}
+			if _, err := tx.ExecContext(ctx, `UPDATE collections SET genres = $1 WHERE id = $2`, genres, c.id); err != nil {
+				return err
+			}
+			after = c.id
+		}
 	}
-	return err
 }

@@ -18,8 +18,8 @@ func TestMigrationsAreNumberedInOrder(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v", d.name, err)
 		}
-		if len(steps) != 4 {
-			t.Fatalf("%s: %d migrations, want 4", d.name, len(steps))
+		if len(steps) != 5 {
+			t.Fatalf("%s: %d migrations, want 5", d.name, len(steps))
 		}
 	}
 	sqliteSteps, _ := migrations(sqliteDialect.schema)
@@ -74,7 +74,7 @@ func TestMigrateUpgradesAnExistingDatabase(t *testing.T) {
 			t.Fatalf("account after migration: %v", err)
 		}
 		list, genres, _, err := s.Collections(ctx, u.ID)
-		if err != nil || len(list) != 2 || list[0].Title != "kept" || favouriteGenres(genres) != "Drama, Comedy" {
+		if err != nil || len(list) != 2 || list[0].Title != "kept" || favouriteGenres(genres.counts) != "Drama, Comedy" {
 			t.Fatalf("collections after migration: %+v, %+v, %v", list, genres, err)
 		}
 		kept, err := s.Collection(ctx, u.ID, list[0].UUID)
@@ -98,7 +98,7 @@ func TestMigrateUpgradesAnExistingDatabase(t *testing.T) {
 		if _, err := s.DeleteCollection(ctx, u.ID, list[0].UUID); err != nil {
 			t.Fatal(err)
 		}
-		if _, genres, _, err := s.Collections(ctx, u.ID); err != nil || len(genres) != 0 {
+		if _, genres, _, err := s.Collections(ctx, u.ID); err != nil || len(genres.counts) != 0 {
 			t.Fatalf("genre counts after deleting the migrated collection: %+v, %v", genres, err)
 		}
 		steps, _ := migrations(s.db.dialect.schema)
@@ -195,8 +195,9 @@ func schemaShape(t *testing.T, s *Store) map[string][]string {
 }
 
 // TestCreateCountsWhatItCreated: a create returns the user's new version
-// and the counts it left its genres at, which the cached list is built
-// on; a create for an account that is gone stores nothing.
+// and the genre counts of its movies, which the cached list adds to its
+// own; the list read from the database sums them over every collection.
+// A create for an account that is gone stores nothing.
 func TestCreateCountsWhatItCreated(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, be backend) {
 		ctx := context.Background()
@@ -211,15 +212,15 @@ func TestCreateCountsWhatItCreated(t *testing.T) {
 			for _, g := range genres {
 				movies = append(movies, newMovie(g))
 			}
-			return s.CreateCollection(ctx, acct.id, collection{UUID: newUUID(), Title: "t", Movies: movies}, true)
+			return s.CreateCollection(ctx, acct.id, collection{UUID: newUUID(), Title: "t", Movies: movies})
 		}
 		tests := []struct {
-			genres []string
-			want   map[string]int
+			genres    []string
+			want, sum map[string]int
 		}{
-			{[]string{"Drama,War", "Drama"}, map[string]int{"Drama": 2, "War": 1}},
-			{nil, map[string]int{}},
-			{[]string{"War", "Comedy,Drama"}, map[string]int{"War": 2, "Comedy": 1, "Drama": 3}},
+			{[]string{"Drama,War", " Drama ,Drama"}, map[string]int{"Drama": 2, "War": 1}, map[string]int{"Drama": 2, "War": 1}},
+			{nil, map[string]int{}, map[string]int{"Drama": 2, "War": 1}},
+			{[]string{"War", "Comedy,Drama", "<é>"}, map[string]int{"War": 1, "Comedy": 1, "Drama": 1, "<é>": 1}, map[string]int{"War": 2, "Comedy": 1, "Drama": 3, "<é>": 1}},
 		}
 		for i, tt := range tests {
 			version, counts, err := create(tt.genres...)
@@ -231,6 +232,10 @@ func TestCreateCountsWhatItCreated(t *testing.T) {
 			}
 			if !maps.Equal(counts, tt.want) {
 				t.Errorf("create %d: counts %v, want %v", i, counts, tt.want)
+			}
+			_, sum, listed, err := s.Collections(ctx, acct.id)
+			if err != nil || !maps.Equal(sum.counts, tt.sum) || sum.partial || listed != version {
+				t.Errorf("create %d: the list counts %v at version %d (%v), want %v at %d", i, sum, listed, err, tt.sum, version)
 			}
 		}
 		acct.id = -1 // an account that is not there

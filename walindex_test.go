@@ -190,7 +190,7 @@ func TestOwnWritesLeaveTheAccountCached(t *testing.T) {
 		}
 	}
 
-	version, _, err := a.CreateCollection(ctx, acct.id, collection{UUID: newUUID(), Title: "x"}, false)
+	version, _, err := a.CreateCollection(ctx, acct.id, collection{UUID: newUUID(), Title: "x"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -294,7 +294,7 @@ func TestWriteThroughLeavesAStaleEntryStale(t *testing.T) {
 	a.accounts.mu.Unlock()
 
 	// The new account writes through a.
-	if _, _, err := a.CreateCollection(ctx, fresh.id, collection{UUID: newUUID(), Title: "x"}, false); err != nil {
+	if _, _, err := a.CreateCollection(ctx, fresh.id, collection{UUID: newUUID(), Title: "x"}); err != nil {
 		t.Fatal(err)
 	}
 	if got, err := a.Account(ctx, oldID); !errors.Is(err, errNotFound) {

@@ -23,12 +23,8 @@ const (
 	qLoginFailed
 	qSweepLoginFailures
 	qLoginSucceeded
-	qLockCollection
 	qUpdateCollection
 	qDeleteCollection
-	qAddGenres
-	qGenreCounts
-	qDropGenres
 	qSavepoint
 	qRollbackToSavepoint
 	qReleaseSavepoint
@@ -44,7 +40,7 @@ var writeQueryText = [numWriteQueries]string{
 	qSetCounterShare:    `INSERT INTO counter_shares (process, total) VALUES ($1, $2) ON CONFLICT (process) DO UPDATE SET total = excluded.total`,
 	qForgetCounterShare: `DELETE FROM counter_shares WHERE process = $1`,
 	qInsertUser:         `INSERT INTO users (uuid, username, password_hash) VALUES ($1, $2, $3)`,
-	qInsertCollection:   `INSERT INTO collections (uuid, user_id, title, description, movies) VALUES ($1, $2, $3, $4, $5)`,
+	qInsertCollection:   `INSERT INTO collections (uuid, user_id, title, description, genres, movies) VALUES ($1, $2, $3, $4, $5, $6)`,
 	// qCountCollection counts one more collection for the user, unless
 	// that would pass the limit ($2): then it matches no row. It locks
 	// the user's row (PostgreSQL), so the user's creates take turns.
@@ -65,31 +61,13 @@ var writeQueryText = [numWriteQueries]string{
 	qSweepLoginFailures: `DELETE FROM login_failures WHERE username IN (
 		SELECT username FROM login_failures WHERE window_start < $1 AND locked_until < $1 LIMIT 100)`,
 	qLoginSucceeded: `DELETE FROM login_failures WHERE username = $1`,
-	qLockCollection: `SELECT movies FROM collections WHERE uuid = $1 AND user_id = $2 FOR UPDATE`,
-	// qUpdateCollection sets the fields given (a NULL keeps one as it is)
-	// and returns the collection as stored.
+	// qUpdateCollection sets the fields given (a NULL keeps one as it is;
+	// $5 is the genre counts of the movies $6) and returns the collection
+	// as stored.
 	qUpdateCollection: `UPDATE collections SET title = COALESCE($3, title), description = COALESCE($4, description),
-		movies = COALESCE($5, movies) WHERE uuid = $1 AND user_id = $2 RETURNING title, description, movies`,
-	qDeleteCollection: `DELETE FROM collections WHERE uuid = $1 AND user_id = $2 RETURNING movies`,
-	// qAddGenres adds the counts $2 (a JSON object of counts by genre;
-	// {counts} reads it) to user $1's, in genre name order, so that
-	// concurrent PostgreSQL transactions lock rows in one order. One
-	// statement, however many genres: SQLite's single writer pays for a
-	// statement once. (Not RETURNING the counts: in SQLite that doubles
-	// its cost; qGenreCounts reads them when they are wanted.)
-	qAddGenres: `INSERT INTO user_genres (user_id, genre, n)
-		SELECT $1, t.genre, t.n FROM ({counts}) AS t WHERE t.n <> 0{lockOrder}
-		ON CONFLICT (user_id, genre) DO UPDATE SET n = user_genres.n + excluded.n`,
-	// qGenreCounts answers user $1's counts of the genres that $2 raised,
-	// as one JSON object: a create's, whose counts only grow (see
-	// responseCache.created). Used on SQLite only, where it is one
-	// statement of the single writer; PostgreSQL's create returns them.
-	qGenreCounts: `SELECT COALESCE({objectAgg}(genre, n), '{}') FROM user_genres
-		WHERE user_id = $1 AND genre IN (SELECT t.genre FROM ({counts}) AS t WHERE t.n > 0)`,
-	// qDropGenres drops user $1's genres that no movie carries any more,
-	// of those that the counts $2 lowered.
-	qDropGenres: `DELETE FROM user_genres WHERE user_id = $1 AND n <= 0
-		AND genre IN (SELECT t.genre FROM ({counts}) AS t WHERE t.n < 0)`,
+		genres = COALESCE($5, genres), movies = COALESCE($6, movies) WHERE uuid = $1 AND user_id = $2
+		RETURNING title, description, movies`,
+	qDeleteCollection: `DELETE FROM collections WHERE uuid = $1 AND user_id = $2`,
 	// The savepoint each write of a shared transaction runs behind (see
 	// groupCommit, SQLite's; PostgreSQL prepares them too, harmlessly).
 	qSavepoint:           `SAVEPOINT w`,
@@ -99,7 +77,7 @@ var writeQueryText = [numWriteQueries]string{
 
 // sqlFor returns the text of q in dialect d.
 func (d dialect) sqlFor(q writeQuery) string {
-	text := strings.NewReplacer("{counts}", d.jsonCounts, "{lockOrder}", d.lockOrder, "{objectAgg}", d.jsonObjectAgg).Replace(writeQueryText[q])
+	text := writeQueryText[q]
 	if !d.lockRows {
 		text = strings.Replace(text, " FOR UPDATE", "", 1)
 	}
