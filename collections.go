@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -317,6 +318,85 @@ func encodeGenreCounts(counts map[string]int) string {
 		b = strconv.AppendInt(b, int64(counts[g]), 10)
 	}
 	return string(append(b, '}'))
+}
+
+// addGenreCounts adds a collection's stored genre counts (the form
+// encodeGenreCounts writes) to sums, each sum kept behind a pointer so
+// that a genre already summed costs no allocation. Anything else is an
+// error, never a panic: the stored text is read strictly, byte by byte.
+func addGenreCounts(sums map[string]*int, stored []byte) error {
+	if len(stored) < 2 || stored[0] != '{' || stored[len(stored)-1] != '}' {
+		return errMalformedCounts
+	}
+	i, end := 1, len(stored)-1
+	for i < end {
+		if stored[i] != '"' {
+			return errMalformedCounts
+		}
+		j := i + 1 // past the name's closing quote
+		escaped := false
+		for ; j < end && stored[j] != '"'; j++ {
+			if stored[j] < 0x20 {
+				return errMalformedCounts
+			}
+			if stored[j] == '\\' {
+				escaped = true
+				j++
+			}
+		}
+		if j >= end {
+			return errMalformedCounts
+		}
+		name := stored[i : j+1]
+		i = j + 1
+		if i >= end || stored[i] != ':' {
+			return errMalformedCounts
+		}
+		i++
+		n, digits := 0, 0
+		for ; i < end && '0' <= stored[i] && stored[i] <= '9' && digits < 9; i, digits = i+1, digits+1 {
+			n = n*10 + int(stored[i]-'0')
+		}
+		if digits == 0 || (digits > 1 && stored[i-digits] == '0') || (i < end && stored[i] != ',') {
+			return errMalformedCounts
+		}
+		if i < end {
+			i++ // the comma
+			if i == end {
+				return errMalformedCounts
+			}
+		}
+		if !escaped {
+			if sum := sums[string(name[1:len(name)-1])]; sum != nil {
+				*sum += n
+				continue
+			}
+		}
+		genre, ok := storedName(name, escaped)
+		if !ok {
+			return errMalformedCounts
+		}
+		if sum := sums[genre]; sum != nil {
+			*sum += n
+		} else {
+			sum := n
+			sums[genre] = &sum
+		}
+	}
+	return nil
+}
+
+var errMalformedCounts = errors.New("stored genre counts are malformed")
+
+// storedName is the text of the JSON string name, quotes included, and
+// whether it is one.
+func storedName(name []byte, escaped bool) (string, bool) {
+	if !escaped {
+		return string(name[1 : len(name)-1]), utf8.Valid(name)
+	}
+	var s string
+	err := json.Unmarshal(name, &s)
+	return s, err == nil
 }
 
 // topGenres returns the three genres of counts that favouriteGenres

@@ -495,5 +495,67 @@ func FuzzStoredForm(f *testing.F) {
 				t.Fatalf("%s: stored %q\nencoding/json says %q", tt.name, tt.got, want)
 			}
 		}
+		// The stored counts read back, twice over, are the counts doubled.
+		counts, stored := countGenres(movies), encodeGenreCounts(countGenres(movies))
+		sums, err := sumGenreCounts([]byte(stored), []byte(stored))
+		if err != nil {
+			t.Fatalf("%q read back: %v", stored, err)
+		}
+		for g, n := range counts {
+			counts[g] = 2 * n
+		}
+		if !maps.Equal(sums, counts) {
+			t.Fatalf("%q read back twice: %v, want %v", stored, sums, counts)
+		}
+	})
+}
+
+// sumGenreCounts sums stored genre counts as a list does.
+func sumGenreCounts(stored ...[]byte) (map[string]int, error) {
+	sums := map[string]*int{}
+	for _, s := range stored {
+		if err := addGenreCounts(sums, s); err != nil {
+			return nil, err
+		}
+	}
+	counts := map[string]int{}
+	for g, n := range sums {
+		counts[g] = *n
+	}
+	return counts, nil
+}
+
+// FuzzAddGenreCounts reads stored genre counts that are not what
+// encodeGenreCounts wrote: an error, never a panic, and whatever is read
+// without one is JSON whose members are the counts read.
+func FuzzAddGenreCounts(f *testing.F) {
+	for _, s := range []string{`{}`, `{"Drama":2}`, `{"Drama":2,"War":1}`, `{"a\"b":3}`, `{"\u00e9":1}`, `{`, `}`, `{"`, `{"a"}`,
+		`{"a":}`, `{"a":1,}`, `{"a":1,"b"`, `{"a":-1}`, `{"a":1.5}`, `{"a":1e3}`, `{ "a":1}`, `{"a":99999999999}`, `{"a\`, `[]`, `{"a":1}{"b":2}`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, stored []byte) {
+		sums, err := sumGenreCounts(stored)
+		if err != nil {
+			return
+		}
+		var members map[string]uint32
+		if err := json.Unmarshal(stored, &members); err != nil {
+			t.Fatalf("%q read as %v, but it is not a JSON object of counts: %v", stored, sums, err)
+		}
+		// The members' counts summed by name, as encoding/json reads them.
+		want := map[string]int{}
+		dec := json.NewDecoder(bytes.NewReader(stored))
+		dec.Token() // {
+		for dec.More() {
+			name, _ := dec.Token()
+			var n int
+			if err := dec.Decode(&n); err != nil {
+				t.Fatal(err)
+			}
+			want[name.(string)] += n
+		}
+		if !maps.Equal(sums, want) {
+			t.Fatalf("%q read as %v, JSON says %v", stored, sums, want)
+		}
 	})
 }
