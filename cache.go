@@ -3,6 +3,7 @@ package main
 import (
 	"maps"
 	"slices"
+	"strings"
 	"sync"
 )
 
@@ -136,16 +137,24 @@ func (c *responseCache) putList(userID, version int64, list *cachedList, body []
 
 // putAnswer is put, with the list when id is "".
 func (c *responseCache) putAnswer(userID int64, id string, version int64, body []byte, list *cachedList) {
+	if c == nil {
+		return
+	}
 	cost := len(body)
 	if list != nil {
 		cost += list.bytes()
 	}
-	if c == nil || cost > c.maxBytes/4 {
-		return // an answer that would crowd out the others is not kept
-	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	u := c.users[userID]
+	if cost > c.maxBytes/4 {
+		// An answer that would crowd out the others is not kept, nor is
+		// the list it was rendered from: each read would render it again.
+		if list != nil && u != nil && u.version == version {
+			c.drop(u, "")
+		}
+		return
+	}
 	switch {
 	case u != nil && version < u.version:
 		return
@@ -200,7 +209,8 @@ func (c *responseCache) renamed(userID, from, to int64, r storedCollection) {
 // the genres counted: the user's other answers at from stay true at to,
 // and so does the list with s last and the counts added to the user's.
 // A list that holds only the top genres (partial) cannot take them: it
-// is dropped.
+// is dropped. One that would hold more than maxHeldGenres keeps its top
+// three only, as a list read from the database would.
 func (c *responseCache) created(userID, from, to int64, s collectionSummary, counts map[string]int) {
 	c.changeList(userID, from, to, "", func(l *cachedList) (int, bool) {
 		if l.genres.partial {
@@ -212,10 +222,24 @@ func (c *responseCache) created(userID, from, to int64, s collectionSummary, cou
 			l.genres.counts = make(map[string]int, len(counts))
 		}
 		for g, n := range counts {
-			if _, ok := l.genres.counts[g]; !ok {
-				grown += genreBytes(g)
+			if _, ok := l.genres.counts[g]; ok {
+				l.genres.counts[g] += n
+				continue
 			}
-			l.genres.counts[g] += n
+			// A copy: g may be part of a long movie's genres.
+			l.genres.counts[strings.Clone(g)] = n
+			grown += genreBytes(g)
+		}
+		if len(l.genres.counts) > maxHeldGenres {
+			for g := range l.genres.counts {
+				grown -= genreBytes(g)
+			}
+			top := map[string]int{}
+			for _, g := range topGenres(l.genres.counts) {
+				top[g.Genre] = g.N
+				grown += genreBytes(g.Genre)
+			}
+			l.genres = genreTotals{counts: top, partial: true}
 		}
 		return grown, true
 	})
@@ -248,7 +272,7 @@ func (c *responseCache) changeList(userID, from, to int64, changed string, chang
 		return
 	}
 	grown, ok := change(list)
-	if !ok || c.size+listBytes+grown > c.maxBytes {
+	if !ok || !c.fits(listBytes+grown) {
 		return
 	}
 	u.list, u.listBytes = list, listBytes+grown
@@ -274,11 +298,17 @@ func (c *responseCache) catchUp(u *userAnswers, changed string, change func(*cac
 		return
 	}
 	grown, ok := change(p.list)
-	if !ok || c.size+p.listBytes+grown > c.maxBytes {
+	if !ok || !c.fits(p.listBytes+grown) {
 		return
 	}
 	u.list, u.listBytes = p.list, p.listBytes+grown
 	c.size += u.listBytes
+}
+
+// fits reports whether a list of n bytes may join the cache: one that
+// would crowd out the others is not kept, as putAnswer keeps none.
+func (c *responseCache) fits(n int) bool {
+	return n <= c.maxBytes/4 && c.size+n <= c.maxBytes
 }
 
 // moveOn moves u to a newer version: its answers are dropped, or, when

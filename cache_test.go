@@ -11,8 +11,10 @@ import (
 	"net/http/httptest"
 	"reflect"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
+	"unsafe"
 )
 
 func TestResponseCacheVersions(t *testing.T) {
@@ -533,4 +535,69 @@ func TestCreatedRanksGenresAsARecount(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestCreatedKeepsTheCacheBounded: a list that creates would take past
+// maxHeldGenres keeps its top three, as a list read from the database
+// does; a list that would outgrow a quarter of the cache, or whose answer
+// is refused, is dropped; and the genres a list keeps are its own copies,
+// not parts of the movies' long genres strings.
+func TestCreatedKeepsTheCacheBounded(t *testing.T) {
+	genres := func(from, n int) map[string]int {
+		counts := map[string]int{}
+		for i := from; i < from+n; i++ {
+			counts[fmt.Sprintf("g%04d", i)] = 1
+		}
+		return counts
+	}
+	t.Run("past maxHeldGenres", func(t *testing.T) {
+		c := newResponseCache(64 << 20)
+		c.putList(1, 1, &cachedList{collections: []collectionSummary{}, genres: genreTotals{counts: genres(0, maxHeldGenres-10)}}, []byte("list"))
+		more := genres(maxHeldGenres-10, 20)
+		more["g0007"] = 5 // now 6: the top genre
+		c.created(1, 1, 2, collectionSummary{UUID: "a"}, more)
+		l, ok := c.listAt(1, 2)
+		if !ok || !l.genres.partial || len(l.genres.counts) != 3 || l.data().FavouriteGenres != "g0007, g0000, g0001" {
+			t.Fatalf("list after the create: %t, %+v, %q", ok, l.genres, l.data().FavouriteGenres)
+		}
+		c.created(1, 2, 3, collectionSummary{UUID: "b"}, genres(0, 1))
+		if _, ok := c.listAt(1, 3); ok {
+			t.Fatal("a list holding the top genres only took a create's counts")
+		}
+	})
+	t.Run("past a quarter of the cache", func(t *testing.T) {
+		c := newResponseCache(64 << 10)
+		c.putList(1, 1, &cachedList{collections: []collectionSummary{}, genres: genreTotals{counts: genres(0, 100)}}, []byte("list"))
+		c.created(1, 1, 2, collectionSummary{UUID: "a"}, genres(100, 400))
+		if l, ok := c.listAt(1, 2); ok {
+			t.Fatalf("a list of %d bytes was kept in a cache of %d", l.bytes(), c.maxBytes)
+		}
+	})
+	t.Run("an answer refused", func(t *testing.T) {
+		c := newResponseCache(64 << 10)
+		c.putList(1, 1, &cachedList{collections: []collectionSummary{}}, []byte("list"))
+		big := &cachedList{collections: []collectionSummary{{UUID: "a", Title: strings.Repeat("t", 20<<10)}}}
+		c.putList(1, 1, big, []byte("a body too large to keep"))
+		if _, ok := c.listAt(1, 1); ok {
+			t.Fatal("the list stayed when its answer was refused")
+		}
+	})
+	t.Run("own copies", func(t *testing.T) {
+		c := newResponseCache(64 << 20)
+		c.putList(1, 1, &cachedList{collections: []collectionSummary{}}, []byte("list"))
+		genres := "Drama," + strings.Repeat(" ", 990)
+		counts := countGenres([]movie{{Genres: genres}})
+		c.created(1, 1, 2, collectionSummary{UUID: "a"}, counts)
+		l, _ := c.listAt(1, 2)
+		c.mu.RLock()
+		defer c.mu.RUnlock()
+		for g := range c.users[1].list.genres.counts {
+			if start := unsafe.StringData(genres); uintptr(unsafe.Pointer(unsafe.StringData(g)))-uintptr(unsafe.Pointer(start)) < uintptr(len(genres)) {
+				t.Fatalf("the cached genre %q is part of the movie's genres", g)
+			}
+		}
+		if l.data().FavouriteGenres != "Drama" {
+			t.Fatalf("favourite genres %q", l.data().FavouriteGenres)
+		}
+	})
 }
