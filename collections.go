@@ -58,12 +58,15 @@ const (
 	// maxGenreBytes caps one genre's name: genres are keys of the
 	// per-user tally, and PostgreSQL cannot index very long keys.
 	maxGenreBytes = 100
-	// maxCollectionGenres caps the distinct genres of one collection.
-	// Each is a count stored with the collection, and reading a list sums
-	// the counts of every collection listed: the cap keeps that within a
+	// maxCollectionGenres and maxCollectionGenreBytes cap the distinct
+	// genres of one collection, in number and in the bytes of their names
+	// as JSON writes them (a control character takes six). Each is a
+	// count stored with the collection, and reading a list sums the
+	// counts of every collection listed: the caps keep that within a
 	// small multiple of a list's own size, 1,000 collections or not. A
-	// real catalogue has a few dozen genres.
-	maxCollectionGenres = 100
+	// real catalogue has a few dozen genres of a few bytes each.
+	maxCollectionGenres     = 100
+	maxCollectionGenreBytes = 2000
 )
 
 // parseCollectionInput reads and validates a collection body and brings
@@ -108,10 +111,23 @@ func parseMovies(p fieldProblems, raw []json.RawMessage) []movie {
 		seen[m.UUID] = true
 		movies = append(movies, m)
 	}
-	if len(genres) > maxCollectionGenres {
-		p["movies"] = fmt.Sprintf("must have at most %d distinct genres in all", maxCollectionGenres)
+	if len(genres) > maxCollectionGenres || genreNameBytes(genres) > maxCollectionGenreBytes {
+		p["movies"] = fmt.Sprintf("must have at most %d distinct genres in all, of at most %d bytes together",
+			maxCollectionGenres, maxCollectionGenreBytes)
 	}
 	return movies
+}
+
+// genreNameBytes is how many bytes the names of genres take as JSON
+// writes them, without their quotes.
+func genreNameBytes(genres map[string]bool) int {
+	n := 0
+	var buf []byte
+	for g := range genres {
+		buf = appendJSONString(buf[:0], g)
+		n += len(buf) - 2
+	}
+	return n
 }
 
 // parseMovie reads and validates movie i of a collection body; ok is
@@ -320,11 +336,16 @@ func encodeGenreCounts(counts map[string]int) string {
 	return string(append(b, '}'))
 }
 
+// genreSums is the sums of stored genre counts by each genre's name as
+// stored: a JSON string, quotes included. Each sum is kept behind a
+// pointer, so that adding to a genre already summed costs no allocation,
+// and a name is read only once, however many collections carry it.
+type genreSums map[string]*int
+
 // addGenreCounts adds a collection's stored genre counts (the form
-// encodeGenreCounts writes) to sums, each sum kept behind a pointer so
-// that a genre already summed costs no allocation. Anything else is an
-// error, never a panic: the stored text is read strictly, byte by byte.
-func addGenreCounts(sums map[string]*int, stored []byte) error {
+// encodeGenreCounts writes) to sums. Anything else is an error, never a
+// panic: the stored text is read strictly, byte by byte.
+func addGenreCounts(sums genreSums, stored []byte) error {
 	if len(stored) < 2 || stored[0] != '{' || stored[len(stored)-1] != '}' {
 		return errMalformedCounts
 	}
@@ -366,24 +387,27 @@ func addGenreCounts(sums map[string]*int, stored []byte) error {
 				return errMalformedCounts
 			}
 		}
-		if !escaped {
-			if sum := sums[string(name[1:len(name)-1])]; sum != nil {
-				*sum += n
-				continue
-			}
+		if sum := sums[string(name)]; sum != nil {
+			*sum += n
+			continue
 		}
-		genre, ok := storedName(name, escaped)
-		if !ok {
+		if _, ok := storedName(name, escaped); !ok {
 			return errMalformedCounts
 		}
-		if sum := sums[genre]; sum != nil {
-			*sum += n
-		} else {
-			sum := n
-			sums[genre] = &sum
-		}
+		sum := n
+		sums[string(name)] = &sum
 	}
 	return nil
+}
+
+// counts is the sums by genre.
+func (sums genreSums) counts() map[string]int {
+	counts := make(map[string]int, len(sums))
+	for name, n := range sums {
+		genre, _ := storedName([]byte(name), strings.IndexByte(name, '\\') >= 0)
+		counts[genre] += *n
+	}
+	return counts
 }
 
 var errMalformedCounts = errors.New("stored genre counts are malformed")

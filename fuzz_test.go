@@ -512,17 +512,13 @@ func FuzzStoredForm(f *testing.F) {
 
 // sumGenreCounts sums stored genre counts as a list does.
 func sumGenreCounts(stored ...[]byte) (map[string]int, error) {
-	sums := map[string]*int{}
+	sums := genreSums{}
 	for _, s := range stored {
 		if err := addGenreCounts(sums, s); err != nil {
 			return nil, err
 		}
 	}
-	counts := map[string]int{}
-	for g, n := range sums {
-		counts[g] = *n
-	}
-	return counts, nil
+	return sums.counts(), nil
 }
 
 // FuzzAddGenreCounts reads stored genre counts that are not what

@@ -51,6 +51,23 @@ func testCollectionLimits(t *testing.T, be backend) {
 		}
 		return out
 	}
+	named := func(names ...string) []movie { // movies that carry these genres, 9 a movie
+		var out []movie
+		for len(names) > 0 {
+			n := min(9, len(names))
+			out = append(out, newMovie(strings.Join(names[:n], ",")))
+			names = names[n:]
+		}
+		return out
+	}
+	sized := func(n, each int, fill string) []string { // n distinct genres of each characters of fill
+		out := make([]string, n)
+		for i := range out {
+			id := fmt.Sprintf("g%d", i)
+			out[i] = id + strings.Repeat(fill, each-len(id))
+		}
+		return out
+	}
 	tests := []struct {
 		name  string
 		body  map[string]any
@@ -72,6 +89,10 @@ func testCollectionLimits(t *testing.T, be backend) {
 		{"a genre of 101 bytes", map[string]any{"title": "t", "movies": withMovie(func(m *movie) { m.Genres = strings.Repeat("g", 101) })}, "movies[0].genres"},
 		{"100 distinct genres in a collection", map[string]any{"title": "t", "movies": manyGenres(10, 10)}, ""},
 		{"101 distinct genres in a collection", map[string]any{"title": "t", "movies": append(manyGenres(10, 10), newMovie("one more"))}, "movies"},
+		{"distinct genres of 2,000 bytes together", map[string]any{"title": "t", "movies": named(sized(20, 100, "x")...)}, ""},
+		{"distinct genres of 2,001 bytes together", map[string]any{"title": "t", "movies": named(append(sized(20, 100, "x"), "y")...)}, "movies"},
+		{"a control character counts as six bytes", map[string]any{"title": "t", "movies": named(sized(5, 84, "\x01")...)}, "movies"},
+		{"the same genre in two movies counts once", map[string]any{"title": "t", "movies": append(named(sized(20, 100, "x")...), named(sized(20, 100, "x")...)...)}, ""},
 		// The bomb that took minutes: 40,000 genres in one movie.
 		{"40,000 genres", map[string]any{"title": "t", "movies": withMovie(func(m *movie) { m.Genres = genres(40000, 3) })}, "movies[0].genres"},
 	}

@@ -345,12 +345,12 @@ func (s *Store) collections(ctx context.Context, userID int64, query string) ([]
 	defer rows.Close()
 	list := []collectionSummary{}
 	genres := genreTotals{counts: map[string]int{}}
-	sums := map[string]*int{}
+	sums := genreSums{}
 	var version int64
+	var counts sql.RawBytes // each row's, read into one buffer
 	for rows.Next() {
 		var kind, ord int64
 		var c collectionSummary
-		var counts sql.RawBytes
 		if err := rows.Scan(&kind, &ord, &c.UUID, &c.Title, &c.Description, &counts); err != nil {
 			return nil, genreTotals{}, 0, err
 		}
@@ -376,8 +376,8 @@ func (s *Store) collections(ctx context.Context, userID int64, query string) ([]
 	if err := rows.Err(); err != nil {
 		return nil, genreTotals{}, 0, err
 	}
-	for g, n := range sums {
-		genres.counts[g] = *n
+	if !genres.partial {
+		genres.counts = sums.counts()
 	}
 	return list, genres, version, nil
 }

@@ -110,6 +110,57 @@ func TestMigrateUpgradesAnExistingDatabase(t *testing.T) {
 	})
 }
 
+// TestMigrateFromVersion4CountsEachCollectionsGenres: a database as the
+// release before per-collection genre counts left it gets each
+// collection's counts as this build counts them, and its favourite
+// genres stay what they were.
+func TestMigrateFromVersion4CountsEachCollectionsGenres(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, be backend) {
+		ctx := context.Background()
+		dsn := be.dsn(t)
+		d := openAtVersion(t, dsn, 4)
+		movies := map[string][]movie{
+			"a0000000-0000-4000-8000-000000000001": {newMovie(" Drama ,drama,Drama"), newMovie(`<é> "q"`), newMovie("")},
+			"a0000000-0000-4000-8000-000000000002": {newMovie("Drama,War")},
+			"a0000000-0000-4000-8000-000000000003": nil,
+		}
+		if _, err := d.ExecContext(ctx, `INSERT INTO users (uuid, username, password_hash) VALUES ('b0000000-0000-4000-8000-000000000001', 'kate', 'hash')`); err != nil {
+			t.Fatal(err)
+		}
+		for id, m := range movies {
+			if _, err := d.ExecContext(ctx, `INSERT INTO collections (uuid, user_id, title, description, movies) SELECT $1, id, 't', '', $2 FROM users`, id, encodeMovies(m)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		d.Close()
+
+		s, err := openStore(ctx, dsn, poolConfig{})
+		if err != nil {
+			t.Fatalf("migrate: %v", err)
+		}
+		defer s.Close()
+		var all []movie
+		for id, m := range movies {
+			all = append(all, m...)
+			var stored string
+			if err := s.db.read.QueryRowContext(ctx, `SELECT genres FROM collections WHERE uuid = $1`, id).Scan(&stored); err != nil {
+				t.Fatal(err)
+			}
+			if want := encodeGenreCounts(countGenres(m)); stored != want {
+				t.Errorf("collection %s: genre counts %s, want %s", id, stored, want)
+			}
+		}
+		u, err := s.UserByName(ctx, "kate")
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, genres, _, err := s.Collections(ctx, u.ID)
+		if err != nil || !maps.Equal(genres.counts, countGenres(all)) {
+			t.Fatalf("genre counts after migration: %v (%v), want %v", genres.counts, err, countGenres(all))
+		}
+	})
+}
+
 // openAtVersion creates the database dsn names, fresh, with only its
 // first n migrations applied, as an older release would have, and returns
 // its writer pool.

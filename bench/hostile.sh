@@ -19,7 +19,7 @@
 #    after the bombers stop.
 # 2. Maximal lists. One user creates HOSTILE_COLLECTIONS collections (1000,
 #    the per-user cap) whose title (200 characters) and description (2,000)
-#    are all "<", and whose 12 movies carry 100 distinct genres of 100
+#    are all "<", and whose 12 movies carry 100 distinct genres of 20
 #    bytes, no genre in two collections, within HOSTILE_SEED_BUDGET seconds (60; at least 200
 #    collections or the run stops), then 8 connections list them for
 #    HOSTILE_DURATION (wrk -t2 -c8). Reported: the server's VmRSS before,
@@ -397,8 +397,8 @@ lister=$(register "lister$tag")
 lt=$(printf '%*s' 200 '' | tr ' ' '<')
 ld=$(printf '%*s' 2000 '' | tr ' ' '<')
 # Each collection's movies carry as many distinct genres as one may hold
-# (100), each of 100 bytes and the user's only copy: a list sums 100
-# counts per collection, and no two collections share a genre.
+# (100, of 2,000 bytes together: 20 bytes each), none in two collections:
+# a list reads 100 counts per collection, and the user has 100,000.
 awk -v n="$target" -v lt="$lt" -v ld="$ld" -v dir="$tmp" 'BEGIN {
   for (c = 1; c <= n; c++) {
     f = dir "/maximal-" c ".json"
@@ -407,7 +407,7 @@ awk -v n="$target" -v lt="$lt" -v ld="$ld" -v dir="$tmp" 'BEGIN {
       g = ""
       for (i = m * 9; i < m * 9 + 9 && i < 100; i++) {
         name = sprintf("c%04dg%03d", c, i)
-        while (length(name) < 100) name = name "x"
+        while (length(name) < 20) name = name "x"
         g = g (g == "" ? "" : ",") name
       }
       printf "%s{\"uuid\":\"%08x-0000-4000-8000-%012x\",\"title\":\"Film\",\"genres\":\"%s\"}", (m ? "," : ""), c, m, g > f
@@ -476,7 +476,7 @@ fi
 part2=$(
   echo "## 2. RSS under 8 concurrent maximal lists"
   echo
-  echo "One user, $seeded collections (seeded through the API in $elapsed s, 8 curl at a time) of a 200-character title and a 2,000-character description, all \`<\`, and 12 movies that carry 100 distinct genres of 100 bytes, no genre in two collections. Then \`wrk -t2 -c8 -d$duration --latency\` on \`GET /collection/\`. Server: defaults, \`AUTH_RATE_PER_IP=0\`."
+  echo "One user, $seeded collections (seeded through the API in $elapsed s, 8 curl at a time) of a 200-character title and a 2,000-character description, all \`<\`, and 12 movies that carry 100 distinct genres of 20 bytes, no genre in two collections. Then \`wrk -t2 -c8 -d$duration --latency\` on \`GET /collection/\`. Server: defaults, \`AUTH_RATE_PER_IP=0\`."
   echo
   echo "| list | value |"
   echo "|---|---:|"
