@@ -574,10 +574,12 @@ func TestCreatedKeepsTheCacheBounded(t *testing.T) {
 		if !ok || !l.genres.partial || len(l.genres.counts) != 3 || l.data().FavouriteGenres != "g0007, g0000, g0001" {
 			t.Fatalf("list after the create: %t, %+v, %q", ok, l.genres, l.data().FavouriteGenres)
 		}
+		checkSize(t, c)
 		c.created(1, 2, 3, collectionSummary{UUID: "b"}, genres(0, 1))
 		if _, ok := c.listAt(1, 3); ok {
 			t.Fatal("a list holding the top genres only took a create's counts")
 		}
+		checkSize(t, c)
 	})
 	t.Run("past a quarter of the cache", func(t *testing.T) {
 		c := newResponseCache(64 << 10)
@@ -586,6 +588,17 @@ func TestCreatedKeepsTheCacheBounded(t *testing.T) {
 		if l, ok := c.listAt(1, 2); ok {
 			t.Fatalf("a list of %d bytes was kept in a cache of %d", l.bytes(), c.maxBytes)
 		}
+		checkSize(t, c)
+	})
+	t.Run("past a quarter of the cache, a read first", func(t *testing.T) {
+		c := newResponseCache(64 << 10)
+		c.putList(1, 1, &cachedList{collections: []collectionSummary{}, genres: genreTotals{counts: genres(0, 100)}}, []byte("list"))
+		c.put(1, "b", 2, []byte("B2")) // a read that learned the create's version first
+		c.created(1, 1, 2, collectionSummary{UUID: "a"}, genres(100, 400))
+		if l, ok := c.listAt(1, 2); ok {
+			t.Fatalf("a list of %d bytes was kept in a cache of %d", l.bytes(), c.maxBytes)
+		}
+		checkSize(t, c)
 	})
 	t.Run("an answer refused", func(t *testing.T) {
 		c := newResponseCache(64 << 10)
@@ -614,4 +627,31 @@ func TestCreatedKeepsTheCacheBounded(t *testing.T) {
 			t.Fatalf("favourite genres %q", l.data().FavouriteGenres)
 		}
 	})
+}
+
+// checkSize fails t unless the bytes the cache counts are the bytes it
+// holds: its answers, and its lists as cachedList.bytes counts them.
+func checkSize(t *testing.T, c *responseCache) {
+	t.Helper()
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	held := 0
+	var add func(u *userAnswers)
+	add = func(u *userAnswers) {
+		for _, body := range u.bodies {
+			held += len(body)
+		}
+		if u.list != nil {
+			held += u.list.bytes()
+		}
+		if u.prev != nil {
+			add(u.prev)
+		}
+	}
+	for _, u := range c.users {
+		add(u)
+	}
+	if c.size != held {
+		t.Fatalf("the cache counts %d bytes and holds %d", c.size, held)
+	}
 }

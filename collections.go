@@ -47,7 +47,8 @@ type collectionInput struct {
 
 // Limits of what one collection may hold, so that one request's work and
 // memory stay proportional to its own size. Characters are counted as
-// Unicode code points; genres, which become index keys, in bytes.
+// Unicode code points; genres, whose names are stored as the keys of a
+// collection's genre counts, in bytes.
 const (
 	maxTitleChars            = 200
 	maxDescriptionChars      = 2000
@@ -55,8 +56,7 @@ const (
 	maxMovieTitleChars       = 500
 	maxMovieDescriptionChars = 5000
 	maxGenresBytes           = 1000
-	// maxGenreBytes caps one genre's name: genres are keys of the
-	// per-user tally, and PostgreSQL cannot index very long keys.
+	// maxGenreBytes caps one genre's name.
 	maxGenreBytes = 100
 	// maxCollectionGenres and maxCollectionGenreBytes cap the distinct
 	// genres of one collection, in number and in the bytes of their names
@@ -102,14 +102,23 @@ func parseCollectionInput(o jsonObject, create bool) (collectionInput, fieldProb
 func parseMovies(p fieldProblems, raw []json.RawMessage) []movie {
 	movies := make([]movie, 0, len(raw))
 	seen := make(map[string]bool, len(raw))
-	genres := map[string]bool{}
 	for i, r := range raw {
-		m, ok := parseMovie(p, i, r, genres)
+		m, ok := parseMovie(p, i, r)
 		if !ok || seen[m.UUID] {
 			continue
 		}
 		seen[m.UUID] = true
 		movies = append(movies, m)
+	}
+	// The distinct genres of the movies kept, as many as it takes to
+	// tell whether there are too many.
+	genres := map[string]bool{}
+	for _, m := range movies {
+		for part := range strings.SplitSeq(m.Genres, ",") {
+			if g := strings.TrimSpace(part); g != "" && len(genres) <= maxCollectionGenres {
+				genres[g] = true
+			}
+		}
 	}
 	if len(genres) > maxCollectionGenres || genreNameBytes(genres) > maxCollectionGenreBytes {
 		p["movies"] = fmt.Sprintf("must have at most %d distinct genres in all, of at most %d bytes together",
@@ -133,7 +142,7 @@ func genreNameBytes(genres map[string]bool) int {
 // parseMovie reads and validates movie i of a collection body; ok is
 // false when it has problems. A field's path ("movies[3].uuid") is built
 // only for a problem: a valid movie costs no path.
-func parseMovie(p fieldProblems, i int, raw json.RawMessage, genres map[string]bool) (m movie, ok bool) {
+func parseMovie(p fieldProblems, i int, raw json.RawMessage) (m movie, ok bool) {
 	problem := func(name, what string) {
 		p["movies["+strconv.Itoa(i)+"]"+name] = what
 		ok = false
@@ -181,7 +190,7 @@ func parseMovie(p fieldProblems, i int, raw json.RawMessage, genres map[string]b
 	if what := textProblem(m.Description, maxMovieDescriptionChars, false); what != "" {
 		problem(".description", what)
 	}
-	if what := genresProblem(m.Genres, genres); what != "" {
+	if what := genresProblem(m.Genres); what != "" {
 		problem(".genres", what)
 	}
 	return m, ok
@@ -226,9 +235,8 @@ func textProblem(s string, maxChars int, required bool) string {
 }
 
 // genresProblem tells what is wrong with a movie's genres, when they are
-// too long in all or in one genre, or hold NUL, and adds each genre to
-// seen; "" when nothing is.
-func genresProblem(genres string, seen map[string]bool) string {
+// too long in all or in one genre, or hold NUL; "" when nothing is.
+func genresProblem(genres string) string {
 	switch {
 	case len(genres) > maxGenresBytes:
 		return fmt.Sprintf("must be at most %d bytes", maxGenresBytes)
@@ -239,9 +247,6 @@ func genresProblem(genres string, seen map[string]bool) string {
 		g = strings.TrimSpace(g)
 		if len(g) > maxGenreBytes {
 			return fmt.Sprintf("each genre must be at most %d bytes", maxGenreBytes)
-		}
-		if g != "" && len(seen) <= maxCollectionGenres {
-			seen[g] = true
 		}
 	}
 	return ""
@@ -339,12 +344,18 @@ func encodeGenreCounts(counts map[string]int) string {
 // genreSums is the sums of stored genre counts by each genre's name as
 // stored: a JSON string, quotes included. Each sum is kept behind a
 // pointer, so that adding to a genre already summed costs no allocation,
-// and a name is read only once, however many collections carry it.
-type genreSums map[string]*int
+// with the genre's name read once, however many collections carry it.
+type genreSums map[string]*genreSum
+
+type genreSum struct {
+	genre string
+	n     int
+}
 
 // addGenreCounts adds a collection's stored genre counts (the form
-// encodeGenreCounts writes) to sums. Anything else is an error, never a
-// panic: the stored text is read strictly, byte by byte.
+// encodeGenreCounts writes: a JSON object of whole numbers) to sums. Text
+// that is not such an object is an error, never a panic: it is read
+// strictly, byte by byte.
 func addGenreCounts(sums genreSums, stored []byte) error {
 	if len(stored) < 2 || stored[0] != '{' || stored[len(stored)-1] != '}' {
 		return errMalformedCounts
@@ -388,24 +399,23 @@ func addGenreCounts(sums genreSums, stored []byte) error {
 			}
 		}
 		if sum := sums[string(name)]; sum != nil {
-			*sum += n
+			sum.n += n
 			continue
 		}
-		if _, ok := storedName(name, escaped); !ok {
+		genre, ok := storedName(name, escaped)
+		if !ok {
 			return errMalformedCounts
 		}
-		sum := n
-		sums[string(name)] = &sum
+		sums[string(name)] = &genreSum{genre: genre, n: n}
 	}
 	return nil
 }
 
-// counts is the sums by genre.
+// counts is the sums by genre: names stored in two spellings add up.
 func (sums genreSums) counts() map[string]int {
 	counts := make(map[string]int, len(sums))
-	for name, n := range sums {
-		genre, _ := storedName([]byte(name), strings.IndexByte(name, '\\') >= 0)
-		counts[genre] += *n
+	for _, sum := range sums {
+		counts[sum.genre] += sum.n
 	}
 	return counts
 }

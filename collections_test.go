@@ -63,6 +63,62 @@ func TestCountGenres(t *testing.T) {
 	}
 }
 
+func TestGenreNameBytes(t *testing.T) {
+	tests := []struct {
+		genre string
+		want  int
+	}{
+		{"Drama", 5},
+		{"<b>&", 4}, // not HTML-escaped
+		{`"q"`, 5},
+		{`a\b`, 4},
+		{"a\nb", 4},
+		{"\x01", 6},
+		{"é", 2},
+		{"\u2028", 6},
+	}
+	for _, tt := range tests {
+		if got := genreNameBytes(map[string]bool{tt.genre: true}); got != tt.want {
+			t.Errorf("%q: %d bytes, want %d", tt.genre, got, tt.want)
+		}
+	}
+}
+
+func TestAddGenreCounts(t *testing.T) {
+	tests := []struct {
+		name   string
+		stored []string
+		want   map[string]int // nil: malformed
+	}{
+		{"empty", []string{`{}`}, map[string]int{}},
+		{"summed across collections", []string{`{"Drama":2,"War":1}`, `{"Drama":1}`}, map[string]int{"Drama": 3, "War": 1}},
+		{"escaped names", []string{`{"a\"b":1,"\u00e9":2}`, `{"é":1}`}, map[string]int{`a"b`: 1, "é": 3}},
+		{"one genre in two spellings", []string{`{"\u0041":1,"A":1}`}, map[string]int{"A": 2}},
+		{"not an object", []string{`[]`}, nil},
+		{"a count that is not a whole number", []string{`{"a":1.5}`}, nil},
+		{"a negative count", []string{`{"a":-1}`}, nil},
+		{"a trailing comma", []string{`{"a":1,}`}, nil},
+		{"an unterminated name", []string{`{"a`}, nil},
+		{"a leading zero", []string{`{"a":01}`}, nil},
+		{"white space", []string{`{ "a":1}`}, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var stored [][]byte
+			for _, s := range tt.stored {
+				stored = append(stored, []byte(s))
+			}
+			got, err := sumGenreCounts(stored...)
+			switch {
+			case tt.want == nil && err == nil:
+				t.Fatalf("read %v from malformed counts", got)
+			case tt.want != nil && (err != nil || !maps.Equal(got, tt.want)):
+				t.Fatalf("got %v, %v; want %v", got, err, tt.want)
+			}
+		})
+	}
+}
+
 func TestCanonicalUUID(t *testing.T) {
 	tests := []struct {
 		in, want string

@@ -92,6 +92,14 @@ func testCollectionLimits(t *testing.T, be backend) {
 		{"distinct genres of 2,000 bytes together", map[string]any{"title": "t", "movies": named(sized(20, 100, "x")...)}, ""},
 		{"distinct genres of 2,001 bytes together", map[string]any{"title": "t", "movies": named(append(sized(20, 100, "x"), "y")...)}, "movies"},
 		{"a control character counts as six bytes", map[string]any{"title": "t", "movies": named(sized(5, 84, "\x01")...)}, "movies"},
+		{"a movie listed twice counts its genres once", map[string]any{"title": "t", "movies": func() []movie {
+			first := named(sized(60, 10, "x")...)
+			again := named(sized(60, 10, "y")...)
+			for i := range again {
+				again[i].UUID = first[i%len(first)].UUID // dropped: listed before
+			}
+			return append(append(first, named(sized(30, 10, "z")...)...), again...)
+		}()}, ""},
 		{"the same genre in two movies counts once", map[string]any{"title": "t", "movies": append(named(sized(20, 100, "x")...), named(sized(20, 100, "x")...)...)}, ""},
 		// The bomb that took minutes: 40,000 genres in one movie.
 		{"40,000 genres", map[string]any{"title": "t", "movies": withMovie(func(m *movie) { m.Genres = genres(40000, 3) })}, "movies[0].genres"},

@@ -301,7 +301,9 @@ func decodeMovies(stored string) ([]movie, error) {
 // at, read in one statement so that all come from one snapshot. The
 // counts are summed here from each collection's own, as its row is read:
 // SQLite's and PostgreSQL's JSON functions took about 8 µs a collection to
-// do it. A user with more than maxHeldGenres genres gets the top three
+// do it. A user with more than maxHeldGenres genres (at most one
+// collection's more are summed before the count is checked), or with a
+// collection stored before the caps on its genres, gets the top three
 // only, summed by the database in a statement of its own instead.
 func (s *Store) Collections(ctx context.Context, userID int64) ([]collectionSummary, genreTotals, int64, error) {
 	list, genres, version, err := s.collections(ctx, userID, `SELECT 0 AS kind, id AS ord, uuid, title, description, genres
@@ -326,8 +328,15 @@ func (s *Store) Collections(ctx context.Context, userID int64) ([]collectionSumm
 	return list, genres, version, nil
 }
 
+// maxStoredGenreCounts is the most bytes a collection's stored genre
+// counts take within the caps: its names, and each name's quotes, colon,
+// count of at most four digits and comma. A collection stored before the
+// caps may hold more: the database sums those.
+const maxStoredGenreCounts = 2 + maxCollectionGenreBytes + maxCollectionGenres*len(`"":1000,`)
+
 // errManyGenres is collections' answer for a user with more than
-// maxHeldGenres genres, when it sums them itself.
+// maxHeldGenres genres, or a collection stored before the caps, when it
+// sums them itself.
 var errManyGenres = errors.New("more genres than a list holds")
 
 // collections runs query, one of Collections', and reads its rows: kind 0
@@ -359,6 +368,9 @@ func (s *Store) collections(ctx context.Context, userID int64, query string) ([]
 			list = append(list, c)
 			if len(counts) == 0 {
 				continue
+			}
+			if len(counts) > maxStoredGenreCounts {
+				return nil, genreTotals{}, 0, errManyGenres // kept from before the caps
 			}
 			if err := addGenreCounts(sums, counts); err != nil {
 				return nil, genreTotals{}, 0, fmt.Errorf("collection %s: %w", c.UUID, err)

@@ -124,6 +124,9 @@ func TestMigrateFromVersion4CountsEachCollectionsGenres(t *testing.T) {
 			"a0000000-0000-4000-8000-000000000002": {newMovie("Drama,War")},
 			"a0000000-0000-4000-8000-000000000003": nil,
 		}
+		for i := range 25 { // more than the migration counts at a time
+			movies[fmt.Sprintf("c0000000-0000-4000-8000-%012d", i)] = []movie{newMovie(fmt.Sprintf("Extra,Genre %d", i%4))}
+		}
 		if _, err := d.ExecContext(ctx, `INSERT INTO users (uuid, username, password_hash) VALUES ('b0000000-0000-4000-8000-000000000001', 'kate', 'hash')`); err != nil {
 			t.Fatal(err)
 		}
@@ -157,6 +160,39 @@ func TestMigrateFromVersion4CountsEachCollectionsGenres(t *testing.T) {
 		_, genres, _, err := s.Collections(ctx, u.ID)
 		if err != nil || !maps.Equal(genres.counts, countGenres(all)) {
 			t.Fatalf("genre counts after migration: %v (%v), want %v", genres.counts, err, countGenres(all))
+		}
+	})
+}
+
+// TestCountsStoredBeforeTheCapsAreSummedByTheDatabase: a collection
+// whose stored genre counts are larger than the caps now allow (stored
+// before them) has its user's genres summed by the database, top three
+// only, and right.
+func TestCountsStoredBeforeTheCapsAreSummedByTheDatabase(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, be backend) {
+		ctx := context.Background()
+		s := openTestStore(t, be)
+		_, acct := newAccount(t, s, s, "kate")
+		if _, _, err := s.CreateCollection(ctx, acct.id, collection{UUID: newUUID(), Title: "t", Movies: []movie{newMovie("War,Drama"), newMovie("War")}}); err != nil {
+			t.Fatal(err)
+		}
+		// As an earlier build stored it: 150 distinct genres of 20 bytes.
+		var old []movie
+		for i := range 150 {
+			old = append(old, newMovie(fmt.Sprintf("genre %014d", i)))
+		}
+		old = append(old, newMovie("Drama"), newMovie("Drama"))
+		counts := encodeGenreCounts(countGenres(old))
+		if len(counts) <= maxStoredGenreCounts {
+			t.Fatalf("the old collection's counts take %d bytes, within the caps", len(counts))
+		}
+		if _, err := s.db.write.ExecContext(ctx, `INSERT INTO collections (uuid, user_id, title, description, genres, movies) VALUES ($1, $2, 'old', '', $3, $4)`,
+			newUUID(), acct.id, counts, encodeMovies(old)); err != nil {
+			t.Fatal(err)
+		}
+		list, genres, _, err := s.Collections(ctx, acct.id)
+		if err != nil || len(list) != 2 || !genres.partial || !maps.Equal(genres.counts, map[string]int{"Drama": 3, "War": 2, "genre 00000000000000": 1}) {
+			t.Fatalf("list %d collections, genres %+v, %v", len(list), genres, err)
 		}
 	})
 }
@@ -252,11 +288,7 @@ func schemaShape(t *testing.T, s *Store) map[string][]string {
 func TestCreateCountsWhatItCreated(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, be backend) {
 		ctx := context.Background()
-		s, err := openStore(ctx, be.dsn(t), poolConfig{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer s.Close()
+		s := openTestStore(t, be)
 		_, acct := newAccount(t, s, s, "kate")
 		create := func(genres ...string) (int64, map[string]int, error) {
 			var movies []movie
@@ -294,4 +326,16 @@ func TestCreateCountsWhatItCreated(t *testing.T) {
 			t.Fatalf("create for a missing account: %v, want errNoSuchUser", err)
 		}
 	})
+}
+
+// openTestStore opens a store on a fresh database of be, closed when the
+// test ends.
+func openTestStore(t *testing.T, be backend) *Store {
+	t.Helper()
+	s, err := openStore(context.Background(), be.dsn(t), poolConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
 }
