@@ -110,17 +110,8 @@ func parseMovies(p fieldProblems, raw []json.RawMessage) []movie {
 		seen[m.UUID] = true
 		movies = append(movies, m)
 	}
-	// The distinct genres of the movies kept, as many as it takes to
-	// tell whether there are too many.
-	genres := map[string]bool{}
-	for _, m := range movies {
-		for part := range strings.SplitSeq(m.Genres, ",") {
-			if g := strings.TrimSpace(part); g != "" && len(genres) <= maxCollectionGenres {
-				genres[g] = true
-			}
-		}
-	}
-	if len(genres) > maxCollectionGenres || genreNameBytes(genres) > maxCollectionGenreBytes {
+	// The distinct genres of the movies kept, as they will be counted.
+	if genres := countGenres(movies); len(genres) > maxCollectionGenres || genreNameBytes(genres) > maxCollectionGenreBytes {
 		p["movies"] = fmt.Sprintf("must have at most %d distinct genres in all, of at most %d bytes together",
 			maxCollectionGenres, maxCollectionGenreBytes)
 	}
@@ -129,7 +120,7 @@ func parseMovies(p fieldProblems, raw []json.RawMessage) []movie {
 
 // genreNameBytes is how many bytes the names of genres take as JSON
 // writes them, without their quotes.
-func genreNameBytes(genres map[string]bool) int {
+func genreNameBytes(genres map[string]int) int {
 	n := 0
 	var buf []byte
 	for g := range genres {

@@ -78,7 +78,7 @@ func TestGenreNameBytes(t *testing.T) {
 		{"\u2028", 6},
 	}
 	for _, tt := range tests {
-		if got := genreNameBytes(map[string]bool{tt.genre: true}); got != tt.want {
+		if got := genreNameBytes(map[string]int{tt.genre: 1}); got != tt.want {
 			t.Errorf("%q: %d bytes, want %d", tt.genre, got, tt.want)
 		}
 	}
