@@ -636,3 +636,30 @@ func BenchmarkCollectionStoredForm(b *testing.B) {
 		encodeGenreCounts(countGenres(movies))
 	}
 }
+
+// BenchmarkCollectionBody reads and checks the body of a create of 10
+// movies, as bench/crowd.lua sends it.
+func BenchmarkCollectionBody(b *testing.B) {
+	genres := []string{"Action", "Drama,Thriller", "Comedy,Drama,Romance", "Horror"}
+	movies := make([]movie, 10)
+	for i := range movies {
+		movies[i] = newMovie(genres[i%len(genres)])
+		movies[i].Title = "Evening Shadows"
+		movies[i].Description = "A film about evening shadows, told in a couple of sentences as the catalogue does."
+	}
+	body, err := json.Marshal(map[string]any{"title": "Salt night", "description": "created by wrk", "movies": movies})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	b.SetBytes(int64(len(body)))
+	for b.Loop() {
+		o, err := parseObject(body)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if in, p := parseCollectionInput(o, true); len(p) > 0 || in.Movies == nil || len(*in.Movies) != len(movies) {
+			b.Fatalf("%v, %v", p, in.Movies)
+		}
+	}
+}

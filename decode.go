@@ -251,14 +251,21 @@ func valueEnd(raw []byte, i int) int {
 }
 
 // stringEnd returns where the string that starts at i ends, past its
-// closing quote.
+// closing quote: the first quote after i that an even number of
+// backslashes precede, found with bytes.IndexByte, which reads many
+// bytes at a time.
 func stringEnd(raw []byte, i int) int {
-	for i++; raw[i] != '"'; i++ {
-		if raw[i] == '\\' {
-			i++
+	start := i
+	for {
+		i += 1 + bytes.IndexByte(raw[i+1:], '"')
+		backslashes := 0
+		for b := i - 1; b > start && raw[b] == '\\'; b-- {
+			backslashes++
+		}
+		if backslashes%2 == 0 {
+			return i + 1
 		}
 	}
-	return i + 1
 }
 
 // unquote returns the text of the JSON string raw. One with no escape is
