@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestFavouriteGenres(t *testing.T) {
@@ -142,6 +143,21 @@ func TestCanonicalUUID(t *testing.T) {
 		t.Errorf("newUUID %q is not version 4", id)
 	} else if c, ok := canonicalUUID(id); !ok || c != id {
 		t.Errorf("newUUID %q is not canonical", id)
+	}
+	// A collection's id: version 7, its first 48 bits the time in ms.
+	at := time.UnixMilli(0x18bcfe5687b)
+	id := newTimeUUID(at)
+	if !strings.HasPrefix(id, "018bcfe5-687b-7") || !strings.ContainsRune("89ab", rune(id[19])) {
+		t.Errorf("newTimeUUID(%v) = %q, want 018bcfe5-687b-7xxx-[89ab]xxx-...", at, id)
+	}
+	if c, ok := canonicalUUID(id); !ok || c != id {
+		t.Errorf("newTimeUUID %q is not canonical", id)
+	}
+	if next := newTimeUUID(at.Add(time.Millisecond)); next <= id {
+		t.Errorf("a later id %q sorts before %q", next, id)
+	}
+	if again := newTimeUUID(at); again == id {
+		t.Errorf("two ids of one millisecond are both %q", id)
 	}
 }
 

@@ -221,7 +221,7 @@ func (s *server) handleCollectionCreate(w http.ResponseWriter, r *http.Request, 
 	if err != nil {
 		return err
 	}
-	c := collection{UUID: newUUID(), Title: *in.Title}
+	c := collection{UUID: newTimeUUID(time.Now()), Title: *in.Title}
 	if in.Description != nil {
 		c.Description = *in.Description
 	}
