@@ -2,8 +2,13 @@ package main
 
 import (
 	"context"
+	"encoding/binary"
+	"fmt"
+	"io"
 	"os"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -52,6 +57,110 @@ func TestCheckpointerKeepsTheWALSmall(t *testing.T) {
 		}
 		if fi.Size() > 3*written/int64(round+1) {
 			t.Fatalf("round %d: WAL of %d bytes after %d written in all: no checkpoint between rounds", round, fi.Size(), written)
+		}
+	}
+}
+
+// TestCheckpointerRestartsTheWALUnderSteadyWrites: with writes queued
+// back to back, so that the writer never waits for one, a checkpointer's
+// run over a WAL of restartFrames or more still has the WAL start over
+// (its header's checkpoint sequence number moves on) at the next write.
+// Otherwise it would grow to the writer's own limit, where the writer
+// holds every write up while it checkpoints.
+func TestCheckpointerRestartsTheWALUnderSteadyWrites(t *testing.T) {
+	ctx := context.Background()
+	path := sqliteBackend.dsn(t)
+	s, err := openStore(ctx, path, poolConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	// The test runs the checkpointer itself.
+	s.db.checkpointer.close()
+	s.db.checkpointer = nil
+	c := &checkpointer{db: s.db.checkpoints, writer: s.db.writer}
+
+	movies := make([]movie, 10)
+	for i := range movies {
+		movies[i] = newMovie("Drama")
+		movies[i].Description = strings.Repeat("d", 200)
+	}
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	var writes atomic.Int64
+	errs := make(chan error, 16)
+	for i := range 16 {
+		name := fmt.Sprintf("steady%d", i)
+		if _, err := s.CreateUser(ctx, name, "hash"); err != nil {
+			t.Fatal(err)
+		}
+		u, err := s.UserByName(ctx, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wg.Go(func() {
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				c := collection{UUID: newTimeUUID(time.Now()), Title: "steady", Movies: movies}
+				if _, _, err := s.CreateCollection(ctx, u.ID, c); err != nil {
+					errs <- err
+					return
+				}
+				// Deleted again, to stay within the per-user limit.
+				if _, err := s.DeleteCollection(ctx, u.ID, c.UUID); err != nil {
+					errs <- err
+					return
+				}
+				writes.Add(2)
+			}
+		})
+	}
+	defer func() {
+		close(stop)
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Error(err)
+		}
+	}()
+
+	// sequence reads the WAL header's checkpoint sequence number.
+	sequence := func() uint32 {
+		f, err := os.Open(path + "-wal")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		var hdr [16]byte
+		if _, err := io.ReadFull(f, hdr[:]); err != nil {
+			t.Fatal(err)
+		}
+		return binary.BigEndian.Uint32(hdr[12:])
+	}
+	for round := range 3 {
+		// Copy back as the WAL grows, until it is long enough.
+		for {
+			frames, err := c.checkpoint(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if frames >= restartFrames {
+				break
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		before := sequence()
+		c.run(ctx)
+		// Let every writer have a write through, then look.
+		for n := writes.Load() + 32; writes.Load() < n && len(errs) == 0; {
+			time.Sleep(time.Millisecond)
+		}
+		if after := sequence(); after == before {
+			t.Fatalf("round %d: the WAL did not start over after a checkpointer run under steady writes (sequence %d)", round, after)
 		}
 	}
 }

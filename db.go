@@ -152,7 +152,7 @@ func openDB(ctx context.Context, dsn string, pool poolConfig) (*db, error) {
 		d.writer = newGroupCommit(d, maxWriteBatch)
 	}
 	if d.checkpoints != nil {
-		d.checkpointer = startCheckpointer(d.checkpoints, checkpointEvery)
+		d.checkpointer = startCheckpointer(d.checkpoints, d.writer, checkpointEvery)
 	}
 	return d, nil
 }

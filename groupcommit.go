@@ -32,7 +32,10 @@ type groupCommit struct {
 	db       *db
 	requests chan *writeRequest
 	maxBatch int
-	done     chan struct{}
+	// holds takes a channel from hold: the writer waits, between two
+	// batches, until it is closed.
+	holds chan chan struct{}
+	done  chan struct{}
 }
 
 // writeRequest is one caller's write, waiting for its batch.
@@ -58,7 +61,7 @@ const writeTimeout = 30 * time.Second
 var batchContext = context.Background()
 
 func newGroupCommit(d *db, maxBatch int) *groupCommit {
-	g := &groupCommit{db: d, requests: make(chan *writeRequest), maxBatch: maxBatch, done: make(chan struct{})}
+	g := &groupCommit{db: d, requests: make(chan *writeRequest), maxBatch: maxBatch, holds: make(chan chan struct{}), done: make(chan struct{})}
 	go g.loop()
 	return g
 }
@@ -76,6 +79,21 @@ func (g *groupCommit) run(ctx context.Context, fn func(*writeTx) error) error {
 	return <-req.result
 }
 
+// hold runs fn while the writer waits between two batches, so that no
+// write of this process is under way meanwhile. It returns false, and
+// does not run fn, once the writer has stopped.
+func (g *groupCommit) hold(fn func()) bool {
+	release := make(chan struct{})
+	select {
+	case g.holds <- release:
+	case <-g.done:
+		return false
+	}
+	defer close(release)
+	fn()
+	return true
+}
+
 // close stops the writer once the writes queued so far are done.
 func (g *groupCommit) close() {
 	close(g.requests)
@@ -83,10 +101,22 @@ func (g *groupCommit) close() {
 }
 
 // loop takes a batch, the first write and as many as are already waiting,
-// and commits it; meanwhile the next batch gathers.
+// and commits it; meanwhile the next batch gathers. Between batches it
+// waits for whoever holds it.
 func (g *groupCommit) loop() {
 	defer close(g.done)
-	for first := range g.requests {
+	for {
+		var first *writeRequest
+		select {
+		case release := <-g.holds:
+			<-release
+			continue
+		case req, ok := <-g.requests:
+			if !ok {
+				return
+			}
+			first = req
+		}
 		batch := []*writeRequest{first}
 	gather:
 		for len(batch) < g.maxBatch {

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"sync"
 	"testing"
+	"time"
 )
 
 // TestGroupCommit checks groupCommit's invariant on a real SQLite file:
@@ -62,5 +63,39 @@ func TestGroupCommit(t *testing.T) {
 	ran := false
 	if err := s.db.withTx(ctx, func(*writeTx) error { ran = true; return nil }); !errors.Is(err, context.Canceled) || ran {
 		t.Fatalf("cancelled write: ran %v, err %v", ran, err)
+	}
+}
+
+// TestGroupCommitHold: while a hold's function runs, no write of the
+// process commits; the writes queued meanwhile go through once it
+// returns; once the writer has stopped, hold runs nothing.
+func TestGroupCommitHold(t *testing.T) {
+	s, err := openStore(context.Background(), filepath.Join(t.TempDir(), "test.db"), poolConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := s.db.writer
+	done := make(chan error)
+	ok := g.hold(func() {
+		go func() {
+			done <- s.db.withTx(context.Background(), func(tx *writeTx) error {
+				return tx.exec(qInsertUser, newUUID(), "held", "hash")
+			})
+		}()
+		select {
+		case err := <-done:
+			t.Errorf("a write went through during a hold: %v", err)
+		case <-time.After(50 * time.Millisecond):
+		}
+	})
+	if !ok {
+		t.Fatal("hold on a running writer ran nothing")
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("the write queued during the hold: %v", err)
+	}
+	s.Close()
+	if g.hold(func() { t.Error("hold ran its function on a stopped writer") }) {
+		t.Error("hold on a stopped writer reported true")
 	}
 }
