@@ -18,19 +18,9 @@ import (
 // two of its runs, well under the writer's own limit.
 func TestCheckpointerKeepsTheWALSmall(t *testing.T) {
 	ctx := context.Background()
-	path := sqliteBackend.dsn(t)
-	s, err := openStore(ctx, path, poolConfig{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	if _, err := s.CreateUser(ctx, "walker", "hash"); err != nil {
-		t.Fatal(err)
-	}
-	u, err := s.UserByName(ctx, "walker")
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := openTestStore(t, sqliteBackend)
+	path := s.db.filePath
+	_, u := newAccount(t, s, s, "walker")
 	big := make([]movie, 100)
 	for i := range big {
 		big[i] = newMovie("Drama")
@@ -41,7 +31,7 @@ func TestCheckpointerKeepsTheWALSmall(t *testing.T) {
 	for round := range 10 {
 		for range 5 { // about 500 pages a round
 			c := collection{UUID: newUUID(), Title: "big", Movies: big}
-			if _, _, err := s.CreateCollection(ctx, u.ID, c); err != nil {
+			if _, _, err := s.CreateCollection(ctx, u.id, c); err != nil {
 				t.Fatal(err)
 			}
 			written += 100 * 4000
@@ -69,12 +59,8 @@ func TestCheckpointerKeepsTheWALSmall(t *testing.T) {
 // holds every write up while it checkpoints.
 func TestCheckpointerRestartsTheWALUnderSteadyWrites(t *testing.T) {
 	ctx := context.Background()
-	path := sqliteBackend.dsn(t)
-	s, err := openStore(ctx, path, poolConfig{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := openTestStore(t, sqliteBackend)
+	path := s.db.filePath
 	// The test runs the checkpointer itself.
 	s.db.checkpointer.close()
 	s.db.checkpointer = nil
@@ -90,14 +76,7 @@ func TestCheckpointerRestartsTheWALUnderSteadyWrites(t *testing.T) {
 	var writes atomic.Int64
 	errs := make(chan error, 16)
 	for i := range 16 {
-		name := fmt.Sprintf("steady%d", i)
-		if _, err := s.CreateUser(ctx, name, "hash"); err != nil {
-			t.Fatal(err)
-		}
-		u, err := s.UserByName(ctx, name)
-		if err != nil {
-			t.Fatal(err)
-		}
+		_, u := newAccount(t, s, s, fmt.Sprintf("steady%d", i))
 		wg.Go(func() {
 			for {
 				select {
@@ -106,12 +85,12 @@ func TestCheckpointerRestartsTheWALUnderSteadyWrites(t *testing.T) {
 				default:
 				}
 				c := collection{UUID: newTimeUUID(time.Now()), Title: "steady", Movies: movies}
-				if _, _, err := s.CreateCollection(ctx, u.ID, c); err != nil {
+				if _, _, err := s.CreateCollection(ctx, u.id, c); err != nil {
 					errs <- err
 					return
 				}
 				// Deleted again, to stay within the per-user limit.
-				if _, err := s.DeleteCollection(ctx, u.ID, c.UUID); err != nil {
+				if _, err := s.DeleteCollection(ctx, u.id, c.UUID); err != nil {
 					errs <- err
 					return
 				}
