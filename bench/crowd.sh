@@ -37,9 +37,10 @@
 #
 # Server settings not pinned here (COUNTER_FLUSH_INTERVAL, DB_MAX_OPEN_CONNS,
 # ...) pass through from the environment and are listed in the report.
-# The tables go to stdout and to bench/out/crowd.md, wrk's own output to
-# bench/out/raw/crowd-*, CPU profiles (BENCH_PROFILE=1, taken during each
-# row's second service run) to bench/out/crowd-*.cpu.pprof. Everything
+# The tables go to stdout and to bench/out/crowd.md, wrk's own output and
+# the measuring server's log to bench/out/raw/crowd-*, CPU profiles
+# (BENCH_PROFILE=1, taken during each row's second service run) to
+# bench/out/crowd-*.cpu.pprof. Everything
 # listens on 127.0.0.1 only, and every process started here is stopped on
 # exit, Ctrl-C included.
 set -euo pipefail
@@ -386,6 +387,7 @@ run_backend() {
   local rss log_lines warnings
   rss=$(awk '/^VmHWM:/ {printf "%.1f", $2 / 1024}' "/proc/$server_pid/status")
   stop_server
+  cp "$server_log" "$raw/crowd-$key-server.log"
   log_lines=$(wc -l <"$server_log")
   grep -v '"level":"INFO"' "$server_log" | head -n 200 >"$out/crowd-$key-server-warnings.log" || true
   warnings=$(grep -vc '"level":"INFO"' "$server_log" || true)
@@ -451,7 +453,7 @@ passed_settings
 echo
 cat "$out/crowd.md"
 echo
-echo "Report written to bench/out/crowd.md; wrk's output in bench/out/raw/crowd-*."
+echo "Report written to bench/out/crowd.md; wrk's output and the server's log in bench/out/raw/crowd-*."
 printf '%s\n' "${notes[@]}"
 if [[ $profile == 1 ]]; then
   echo "CPU profiles ($prof_secs s, during each row's second service run):"
