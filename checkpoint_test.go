@@ -31,7 +31,7 @@ func TestCheckpointerKeepsTheWALSmall(t *testing.T) {
 	for round := range 10 {
 		for range 5 { // about 500 pages a round
 			c := collection{UUID: newUUID(), Title: "big", Movies: big}
-			if _, _, err := s.CreateCollection(ctx, u.id, c); err != nil {
+			if _, err := s.CreateCollection(ctx, u.id, c, countGenres(c.Movies)); err != nil {
 				t.Fatal(err)
 			}
 			written += 100 * 4000
@@ -85,7 +85,7 @@ func TestCheckpointerRestartsTheWALUnderSteadyWrites(t *testing.T) {
 				default:
 				}
 				c := collection{UUID: newTimeUUID(time.Now()), Title: "steady", Movies: movies}
-				if _, _, err := s.CreateCollection(ctx, u.id, c); err != nil {
+				if _, err := s.CreateCollection(ctx, u.id, c, countGenres(c.Movies)); err != nil {
 					errs <- err
 					return
 				}

@@ -45,6 +45,8 @@ type collectionInput struct {
 	Title       *string
 	Description *string
 	Movies      *[]movie
+	// Genres counts the genres of Movies (countGenres), when they are set.
+	Genres map[string]int
 }
 
 // Limits of what one collection may hold, so that one request's work and
@@ -93,15 +95,16 @@ func parseCollectionInput(o jsonObject, create bool) (collectionInput, fieldProb
 		if len(raw) > maxMovies {
 			p["movies"] = fmt.Sprintf("must hold at most %d movies", maxMovies)
 		} else {
-			movies := parseMovies(p, raw)
-			in.Movies = &movies
+			movies, genres := parseMovies(p, raw)
+			in.Movies, in.Genres = &movies, genres
 		}
 	}
 	return in, p
 }
 
-// parseMovies reads the movies of a collection body, each kept once.
-func parseMovies(p fieldProblems, raw []json.RawMessage) []movie {
+// parseMovies reads the movies of a collection body, each kept once, and
+// counts their genres.
+func parseMovies(p fieldProblems, raw []json.RawMessage) ([]movie, map[string]int) {
 	movies := make([]movie, 0, len(raw))
 	seen := make(map[string]bool, len(raw))
 	for i, r := range raw {
@@ -113,11 +116,12 @@ func parseMovies(p fieldProblems, raw []json.RawMessage) []movie {
 		movies = append(movies, m)
 	}
 	// The distinct genres of the movies kept, as they will be counted.
-	if genres := countGenres(movies); len(genres) > maxCollectionGenres || genreNameBytes(genres) > maxCollectionGenreBytes {
+	genres := countGenres(movies)
+	if len(genres) > maxCollectionGenres || genreNameBytes(genres) > maxCollectionGenreBytes {
 		p["movies"] = fmt.Sprintf("must have at most %d distinct genres in all, of at most %d bytes together",
 			maxCollectionGenres, maxCollectionGenreBytes)
 	}
-	return movies
+	return movies, genres
 }
 
 // genreNameBytes is how many bytes the names of genres take as JSON

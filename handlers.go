@@ -228,7 +228,7 @@ func (s *server) handleCollectionCreate(w http.ResponseWriter, r *http.Request, 
 	if in.Movies != nil {
 		c.Movies = *in.Movies
 	}
-	version, counts, err := s.store.CreateCollection(r.Context(), acct.id, c)
+	version, err := s.store.CreateCollection(r.Context(), acct.id, c, in.Genres)
 	if errors.Is(err, errNoSuchUser) {
 		return errUnauthorized
 	}
@@ -238,7 +238,7 @@ func (s *server) handleCollectionCreate(w http.ResponseWriter, r *http.Request, 
 	if err != nil {
 		return err
 	}
-	s.cache.created(acct.id, version-1, version, collectionSummary{Title: c.Title, UUID: c.UUID, Description: c.Description}, counts)
+	s.cache.created(acct.id, version-1, version, collectionSummary{Title: c.Title, UUID: c.UUID, Description: c.Description}, in.Genres)
 	return encode(w, http.StatusCreated, collectionCreated{c.UUID})
 }
 

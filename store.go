@@ -167,20 +167,14 @@ func (s *Store) ForgetRequestShare(ctx context.Context, process string) error {
 	return nil
 }
 
-// CreateCollection stores c, movies and genre counts included, for the
-// user in one transaction, and returns the user's version it made and
-// the genre counts of c's movies. It returns errNoSuchUser when the
+// CreateCollection stores c, movies and genre counts (countGenres of
+// c.Movies) included, for the user in one transaction, and returns the
+// user's version it made. It returns errNoSuchUser when the
 // account is gone, and errLimitReached when the user already has
 // maxCollections. The movies and their genre counts are encoded before
 // the write begins, so the single writer only stores them: one row,
 // however many movies and genres it holds.
-func (s *Store) CreateCollection(ctx context.Context, userID int64, c collection) (int64, map[string]int, error) {
-	counts := countGenres(c.Movies)
-	version, err := s.createCollection(ctx, userID, c, counts)
-	return version, counts, err
-}
-
-func (s *Store) createCollection(ctx context.Context, userID int64, c collection, counts map[string]int) (int64, error) {
+func (s *Store) CreateCollection(ctx context.Context, userID int64, c collection, counts map[string]int) (int64, error) {
 	movies, genres := encodeMovies(c.Movies), encodeGenreCounts(counts)
 	if s.db.dialect.writableCTEs {
 		return s.createOne(ctx, userID, c, movies, genres)
@@ -481,7 +475,7 @@ func bumpUser(tx *writeTx, userID int64, delta int) (int64, error) {
 func (s *Store) UpdateCollection(ctx context.Context, userID int64, id string, in collectionInput) (storedCollection, int64, error) {
 	var movies, genres *string
 	if in.Movies != nil {
-		m, g := encodeMovies(*in.Movies), encodeGenreCounts(countGenres(*in.Movies))
+		m, g := encodeMovies(*in.Movies), encodeGenreCounts(in.Genres)
 		movies, genres = &m, &g
 	}
 	if s.db.dialect.writableCTEs {

@@ -173,7 +173,8 @@ func TestCountsStoredBeforeTheCapsAreSummedByTheDatabase(t *testing.T) {
 		ctx := context.Background()
 		s := openTestStore(t, be)
 		_, acct := newAccount(t, s, s, "kate")
-		if _, _, err := s.CreateCollection(ctx, acct.id, collection{UUID: newUUID(), Title: "t", Movies: []movie{newMovie("War,Drama"), newMovie("War")}}); err != nil {
+		movies := []movie{newMovie("War,Drama"), newMovie("War")}
+		if _, err := s.CreateCollection(ctx, acct.id, collection{UUID: newUUID(), Title: "t", Movies: movies}, countGenres(movies)); err != nil {
 			t.Fatal(err)
 		}
 		// As an earlier build stored it: 150 distinct genres of 20 bytes.
@@ -295,7 +296,9 @@ func TestCreateCountsWhatItCreated(t *testing.T) {
 			for _, g := range genres {
 				movies = append(movies, newMovie(g))
 			}
-			return s.CreateCollection(ctx, acct.id, collection{UUID: newUUID(), Title: "t", Movies: movies})
+			counts := countGenres(movies)
+			version, err := s.CreateCollection(ctx, acct.id, collection{UUID: newUUID(), Title: "t", Movies: movies}, counts)
+			return version, counts, err
 		}
 		tests := []struct {
 			genres    []string

@@ -190,7 +190,7 @@ func TestOwnWritesLeaveTheAccountCached(t *testing.T) {
 		}
 	}
 
-	version, _, err := a.CreateCollection(ctx, acct.id, collection{UUID: newUUID(), Title: "x"})
+	version, err := a.CreateCollection(ctx, acct.id, collection{UUID: newUUID(), Title: "x"}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -294,7 +294,7 @@ func TestWriteThroughLeavesAStaleEntryStale(t *testing.T) {
 	a.accounts.mu.Unlock()
 
 	// The new account writes through a.
-	if _, _, err := a.CreateCollection(ctx, fresh.id, collection{UUID: newUUID(), Title: "x"}); err != nil {
+	if _, err := a.CreateCollection(ctx, fresh.id, collection{UUID: newUUID(), Title: "x"}, nil); err != nil {
 		t.Fatal(err)
 	}
 	if got, err := a.Account(ctx, oldID); !errors.Is(err, errNotFound) {
