@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"maps"
 	"net/http"
 	"net/http/httptest"
@@ -677,5 +678,43 @@ func BenchmarkCollectionBody(b *testing.B) {
 		if in, p := parseCollectionInput(o, true); len(p) > 0 || in.Movies == nil || len(*in.Movies) != len(movies) {
 			b.Fatalf("%v, %v", p, in.Movies)
 		}
+	}
+}
+
+func TestCollectionBodyOfUnknownLength(t *testing.T) {
+	forEachBackend(t, testCollectionBodyOfUnknownLength)
+}
+
+// A body sent without a length (chunked) is read as it comes, to the
+// same limit as one with a length.
+func testCollectionBodyOfUnknownLength(t *testing.T, be backend) {
+	app := newTestApp(t, be.fresh(t))
+	u := app.newUser()
+	valid := `{"title":"chunked","movies":[{"uuid":"57baf4f4-c9ef-4197-9e4f-acf04eae5b4d","title":"x","genres":"Drama"}]}`
+	tests := []struct {
+		name   string
+		body   string
+		length int64 // -1: unknown
+		status int
+	}{
+		{"unknown length", valid, -1, 201},
+		{"unknown length, past the limit", `{"title":"` + strings.Repeat("x", maxBodyBytes) + `"}`, -1, 413},
+		{"unknown length, malformed", `{"title":`, -1, 400},
+		{"known length", valid, int64(len(valid)), 201},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			req := httptest.NewRequest("POST", "/collection/", io.NopCloser(strings.NewReader(tt.body)))
+			req.ContentLength = tt.length
+			req.Header.Set("Authorization", "Bearer "+u.token)
+			rec := httptest.NewRecorder()
+			app.handler.ServeHTTP(rec, req)
+			if rec.Code != tt.status {
+				t.Fatalf("status %d, want %d: %s", rec.Code, tt.status, rec.Body)
+			}
+		})
+	}
+	if got := app.listCollections(u); len(got.Collections) != 2 || got.FavouriteGenres != "Drama" {
+		t.Fatalf("after two good creates and two bad ones: %+v", got)
 	}
 }

@@ -23,10 +23,28 @@ type jsonObject map[string]json.RawMessage
 // malformed, oversized or trailing-garbage body is an apiError the client
 // can act on.
 func decode(w http.ResponseWriter, r *http.Request) (jsonObject, error) {
+	body, err := readBody(w, r)
+	if err != nil {
+		return nil, err
+	}
+	return parseObject(body)
+}
+
+// readBody reads the request body, of at most maxBodyBytes. One of a
+// known length (net/http delivers exactly that many bytes) is read into
+// a buffer of that size, at once; only a chunked one is read as it comes.
+func readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
 	if r.ContentLength > maxBodyBytes {
 		return nil, errTooLarge
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBodyBytes))
+	var body []byte
+	var err error
+	if r.ContentLength >= 0 {
+		body = make([]byte, r.ContentLength)
+		_, err = io.ReadFull(r.Body, body)
+	} else {
+		body, err = io.ReadAll(http.MaxBytesReader(w, r.Body, maxBodyBytes))
+	}
 	var tooLarge *http.MaxBytesError
 	if errors.As(err, &tooLarge) {
 		return nil, errTooLarge
@@ -34,7 +52,7 @@ func decode(w http.ResponseWriter, r *http.Request) (jsonObject, error) {
 	if err != nil {
 		return nil, newError(codeInvalid, "the request body could not be read")
 	}
-	return parseObject(body)
+	return body, nil
 }
 
 // parseObject parses body as one JSON object, with nothing after it but
