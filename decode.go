@@ -56,11 +56,11 @@ func readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
 }
 
 // parseObject parses body as one JSON object, with nothing after it but
-// white space. The body is checked once, whole, by json.Valid; its parts
+// white space. The body is checked once, whole, by validJSON; its parts
 // are then split by the scanner below, which may trust their syntax.
 func parseObject(body []byte) (jsonObject, error) {
 	trimmed := bytes.TrimLeft(body, " \t\r\n")
-	if len(trimmed) > 0 && !json.Valid(body) {
+	if len(trimmed) > 0 && !validJSON(body) {
 		return nil, errBadJSON
 	}
 	// Only an object will do: not an array, a string, or null.
@@ -178,7 +178,7 @@ func (o jsonObject) list(p fieldProblems, path, name string) ([]json.RawMessage,
 
 func isNull(raw json.RawMessage) bool { return string(raw) == "null" }
 
-// The scanner below splits JSON that json.Valid has accepted: every value
+// The scanner below splits JSON that validJSON has accepted: every value
 // it is given, and every part it returns, is well-formed, so it only looks
 // for where each part ends. It reads each byte a constant number of times.
 

@@ -556,3 +556,43 @@ func FuzzAddGenreCounts(f *testing.F) {
 		}
 	})
 }
+
+// validJSONCases are bodies on the edges of JSON's grammar.
+var validJSONCases = []string{
+	``, ` `, `{}`, ` {} `, `{`, `}`, `[]`, `[`, `[,]`, `[1,]`, `[1 2]`, `{"a"}`, `{"a":}`, `{"a":1,}`,
+	`{"a" : 1 , "b":[true,false,null]}`, `{1:2}`, `{"a":1}{}`, `{"a":1} x`, "{\"a\":1}\n\t\r ",
+	`"x"`, `"\"\\\/\b\f\n\r\t"`, `"\u00e9\uD83D\uDE00"`, `"\u00g0"`, `"\u00e"`, `"\x"`, `"\`, `"abc`,
+	"\"\x01\"", "\"\x7f\xff\xfe\"", "\"tab\tinside\"", `"a\"`,
+	`0`, `-0`, `01`, `-`, `1.`, `1.5`, `.5`, `1e`, `1e+`, `1E-7`, `1e5.5`, `+1`, `-01`, `123456789012345678901234567890`, `1.0e+10`,
+	`true`, `false`, `null`, `tru`, `nul`, `truex`, `nulll`, `True`, `[true,fals]`,
+	"\xef\xbb\xbf{}", "{\"a\":\"\x00\"}", `[[[[]]]]`, `[[[]]`, `[{"a":[{"b":{}}]}]`, `{"a":{"b":{"c":[]}}}`,
+}
+
+// FuzzValidJSON checks validJSON against json.Valid.
+func FuzzValidJSON(f *testing.F) {
+	for _, s := range append(validJSONCases, collectionBodySeeds...) {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		if got, want := validJSON(body), json.Valid(body); got != want {
+			t.Fatalf("validJSON(%q) = %v, json.Valid says %v", body, got, want)
+		}
+	})
+}
+
+// TestValidJSON checks validJSON against json.Valid on the edges of
+// JSON's grammar, and at encoding/json's nesting limit.
+func TestValidJSON(t *testing.T) {
+	cases := validJSONCases
+	for _, depth := range []int{maxJSONDepth - 1, maxJSONDepth, maxJSONDepth + 1} {
+		cases = append(cases,
+			strings.Repeat("[", depth)+strings.Repeat("]", depth),
+			strings.Repeat(`{"a":`, depth-1)+"{}"+strings.Repeat("}", depth-1),
+			strings.Repeat("[", depth)+strings.Repeat("]", depth-1))
+	}
+	for _, c := range cases {
+		if got, want := validJSON([]byte(c)), json.Valid([]byte(c)); got != want {
+			t.Errorf("validJSON(%.40q) = %v, json.Valid says %v", c, got, want)
+		}
+	}
+}
