@@ -7,6 +7,7 @@ import (
 	"maps"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -205,6 +206,9 @@ func testCollectionCreateAndGet(t *testing.T, be backend) {
 	id, _ := canonicalUUID(res.json(t)["collection_uuid"].(string))
 	if id == "" {
 		t.Fatalf("collection_uuid is not a canonical UUID: %s", res.body)
+	}
+	if want := `{"collection_uuid":"` + id + "\"}\n"; string(res.body) != want || res.header.Get("Content-Length") != strconv.Itoa(len(want)) {
+		t.Fatalf("201 body %q (Content-Length %s), want %q", res.body, res.header.Get("Content-Length"), want)
 	}
 
 	got := app.getCollection(u, id)

@@ -239,7 +239,9 @@ func (s *server) handleCollectionCreate(w http.ResponseWriter, r *http.Request, 
 		return err
 	}
 	s.cache.created(acct.id, version-1, version, collectionSummary{Title: c.Title, UUID: c.UUID, Description: c.Description}, in.Genres)
-	return encode(w, http.StatusCreated, collectionCreated{c.UUID})
+	// As encode would write collectionCreated{c.UUID}: a canonical UUID
+	// needs no escaping.
+	return writeJSON(w, http.StatusCreated, []byte(`{"collection_uuid":"`+c.UUID+"\"}\n"))
 }
 
 // collectionList is the body of GET /collection/.
