@@ -12,9 +12,10 @@ import (
 // passes 1,000 pages: under a crowd of writes that is many times a
 // second, each time holding up every write behind it. (The commit after
 // each then restarts the WAL; ownCommits knows that move as its own.) A
-// PASSIVE checkpoint takes no lock that writers or readers wait on; the
-// writer keeps a far higher limit of its own (writerCheckpointPages) in
-// case this one cannot keep up.
+// PASSIVE checkpoint takes no lock that writers or readers wait on (the
+// writer waits only for the held copy described below); the writer keeps
+// a far higher limit of its own (writerCheckpointPages) in case this one
+// cannot keep up.
 //
 // The WAL starts over from its beginning only at a write that finds all
 // of it copied back, and under a steady stream of writes there is none:
@@ -25,11 +26,16 @@ import (
 // under a crowd of creates. So once the WAL is past restartFrames, a run
 // copies again (only what the first copy let through), then copies the
 // little that is left with the writer held between two batches: a few
-// ms, after which the writer's next batch starts the WAL over.
+// ms, never more than holdAtMost, after which the writer's next batch
+// starts the WAL over. It does not hold the writer when a reader's
+// snapshot stopped the second copy short (the WAL could not start over
+// anyway), nor when nothing was written since its last run.
 type checkpointer struct {
 	db *sql.DB
 	// writer is held for the last copy; nil: never held.
 	writer *groupCommit
+	// frames is the WAL's length at the last run.
+	frames int
 	stop   chan struct{}
 	done   chan struct{}
 }
@@ -42,6 +48,10 @@ const (
 	// which a checkpointer's run ends with the writer held, so that the
 	// WAL starts over: SQLite's own default checkpoint size.
 	restartFrames = 1000
+	// holdAtMost bounds the copy the writer is held for: on a disk so
+	// slow that it does not end sooner, the WAL grows to the writer's
+	// own limit instead, as it did before the hold.
+	holdAtMost = 50 * time.Millisecond
 	// writerCheckpointPages is the WAL size (in pages) at which the
 	// writer checkpoints itself, as SQLite does by default at 1,000.
 	writerCheckpointPages = 20_000
@@ -66,22 +76,30 @@ func (c *checkpointer) loop(interval time.Duration) {
 
 // run copies the WAL back, and has it start over once it is long.
 func (c *checkpointer) run(ctx context.Context) {
-	frames, err := c.checkpoint(ctx)
-	if err != nil || c.writer == nil || frames < restartFrames {
+	frames, _, err := c.checkpoint(ctx)
+	unchanged := frames == c.frames
+	c.frames = frames
+	if err != nil || c.writer == nil || frames < restartFrames || unchanged {
 		return
 	}
-	if _, err := c.checkpoint(ctx); err != nil {
+	frames, copied, err := c.checkpoint(ctx)
+	if err != nil || copied < frames {
 		return
 	}
-	c.writer.hold(func() { c.checkpoint(ctx) })
+	c.writer.hold(func() {
+		ctx, cancel := context.WithTimeout(ctx, holdAtMost)
+		defer cancel()
+		c.checkpoint(ctx)
+	})
 }
 
 // checkpoint runs a PASSIVE checkpoint and returns how many frames the
-// WAL held (-1 when another connection was checkpointing).
-func (c *checkpointer) checkpoint(ctx context.Context) (frames int, err error) {
-	var busy, copied int
+// WAL held when it began and how many of those are copied back (both -1
+// when another connection was checkpointing).
+func (c *checkpointer) checkpoint(ctx context.Context) (frames, copied int, err error) {
+	var busy int
 	err = c.db.QueryRowContext(ctx, "PRAGMA wal_checkpoint(PASSIVE)").Scan(&busy, &frames, &copied)
-	return frames, err
+	return frames, copied, err
 }
 
 // every calls fn every interval until stop is closed.

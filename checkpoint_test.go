@@ -123,7 +123,7 @@ func TestCheckpointerRestartsTheWALUnderSteadyWrites(t *testing.T) {
 	for round := range 3 {
 		// Copy back as the WAL grows, until it is long enough.
 		for {
-			frames, err := c.checkpoint(ctx)
+			frames, _, err := c.checkpoint(ctx)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -27,8 +27,9 @@ import (
 // and a hand-over of the one connection however little it writes. Under
 // load, while one batch commits, the next gathers, so a crowd of small
 // writes pays those costs once per batch instead of once per write.
-// Alone, a write waits for nobody: a batch starts as soon as the writer
-// is free.
+// Alone, a write waits for nobody but the writer: a batch starts as soon
+// as the writer is free (after one yield, see gatherAfterYield) and no
+// checkpointer holds it.
 type groupCommit struct {
 	db       *db
 	requests chan *writeRequest
@@ -81,7 +82,7 @@ func (g *groupCommit) run(ctx context.Context, fn func(*writeTx) error) error {
 }
 
 // hold runs fn while the writer waits between two batches, so that no
-// write of this process is under way meanwhile. It returns false, and
+// write through the writer is under way meanwhile. It returns false, and
 // does not run fn, once the writer has stopped.
 func (g *groupCommit) hold(fn func()) bool {
 	release := make(chan struct{})

@@ -75,7 +75,7 @@ func TestGroupCommitHold(t *testing.T) {
 		t.Fatal(err)
 	}
 	g := s.db.writer
-	done := make(chan error)
+	done := make(chan error, 1)
 	ok := g.hold(func() {
 		go func() {
 			done <- s.db.withTx(context.Background(), func(tx *writeTx) error {
@@ -84,7 +84,7 @@ func TestGroupCommitHold(t *testing.T) {
 		}()
 		select {
 		case err := <-done:
-			t.Errorf("a write went through during a hold: %v", err)
+			t.Fatalf("a write went through during a hold: %v", err)
 		case <-time.After(50 * time.Millisecond):
 		}
 	})
