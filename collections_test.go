@@ -689,8 +689,8 @@ func TestCollectionBodyOfUnknownLength(t *testing.T) {
 	forEachBackend(t, testCollectionBodyOfUnknownLength)
 }
 
-// A body sent without a length (chunked) is read as it comes, to the
-// same limit as one with a length.
+// A body sent without a length (chunked), or with one past readAtOnce,
+// is read as it comes, to the same limit as a small one with a length.
 func testCollectionBodyOfUnknownLength(t *testing.T, be backend) {
 	app := newTestApp(t, be.fresh(t))
 	u := app.newUser()
@@ -705,6 +705,8 @@ func testCollectionBodyOfUnknownLength(t *testing.T, be backend) {
 		{"unknown length, past the limit", `{"title":"` + strings.Repeat("x", maxBodyBytes) + `"}`, -1, 413},
 		{"unknown length, malformed", `{"title":`, -1, 400},
 		{"known length", valid, int64(len(valid)), 201},
+		{"known length, shorter body", valid, int64(len(valid)) + 10, 400},
+		{"known length past readAtOnce", `{"title":"padded"` + strings.Repeat(" ", readAtOnce) + `}`, int64(len(`{"title":"padded"}`) + readAtOnce), 201},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -718,7 +720,7 @@ func testCollectionBodyOfUnknownLength(t *testing.T, be backend) {
 			}
 		})
 	}
-	if got := app.listCollections(u); len(got.Collections) != 2 || got.FavouriteGenres != "Drama" {
-		t.Fatalf("after two good creates and two bad ones: %+v", got)
+	if got := app.listCollections(u); len(got.Collections) != 3 || got.FavouriteGenres != "Drama" {
+		t.Fatalf("after three good creates and three bad ones: %+v", got)
 	}
 }
