@@ -168,13 +168,16 @@ func (s *Store) ForgetRequestShare(ctx context.Context, process string) error {
 }
 
 // CreateCollection stores c, movies and genre counts (countGenres of
-// c.Movies) included, for the user in one transaction, and returns the
+// c.Movies, or nil to have them counted here) included, for the user in one transaction, and returns the
 // user's version it made. It returns errNoSuchUser when the
 // account is gone, and errLimitReached when the user already has
 // maxCollections. The movies and their genre counts are encoded before
 // the write begins, so the single writer only stores them: one row,
 // however many movies and genres it holds.
 func (s *Store) CreateCollection(ctx context.Context, userID int64, c collection, counts map[string]int) (int64, error) {
+	if counts == nil && len(c.Movies) > 0 {
+		counts = countGenres(c.Movies) // not counted by the caller
+	}
 	movies, genres := encodeMovies(c.Movies), encodeGenreCounts(counts)
 	if s.db.dialect.writableCTEs {
 		return s.createOne(ctx, userID, c, movies, genres)
@@ -475,7 +478,11 @@ func bumpUser(tx *writeTx, userID int64, delta int) (int64, error) {
 func (s *Store) UpdateCollection(ctx context.Context, userID int64, id string, in collectionInput) (storedCollection, int64, error) {
 	var movies, genres *string
 	if in.Movies != nil {
-		m, g := encodeMovies(*in.Movies), encodeGenreCounts(in.Genres)
+		counts := in.Genres
+		if counts == nil && len(*in.Movies) > 0 {
+			counts = countGenres(*in.Movies) // not counted by the caller
+		}
+		m, g := encodeMovies(*in.Movies), encodeGenreCounts(counts)
 		movies, genres = &m, &g
 	}
 	if s.db.dialect.writableCTEs {
