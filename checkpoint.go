@@ -29,15 +29,16 @@ import (
 // ms, never more than holdAtMost, after which the writer's next batch
 // starts the WAL over. It does not hold the writer when a reader's
 // snapshot stopped the second copy short (the WAL could not start over
-// anyway), nor when nothing was written since its last run.
+// anyway), nor when the writer has committed nothing since its last run.
 type checkpointer struct {
 	db *sql.DB
 	// writer is held for the last copy; nil: never held.
 	writer *groupCommit
-	// frames is the WAL's length at the last run.
-	frames int
-	stop   chan struct{}
-	done   chan struct{}
+	// batches is how many batches the writer had committed at the
+	// last run.
+	batches uint64
+	stop    chan struct{}
+	done    chan struct{}
 }
 
 const (
@@ -77,11 +78,15 @@ func (c *checkpointer) loop(interval time.Duration) {
 // run copies the WAL back, and has it start over once it is long.
 func (c *checkpointer) run(ctx context.Context) {
 	frames, _, err := c.checkpoint(ctx)
-	unchanged := frames == c.frames
-	c.frames = frames
-	if err != nil || c.writer == nil || frames < restartFrames || unchanged {
+	if err != nil || c.writer == nil || frames < restartFrames {
 		return
 	}
+	// An idle writer's next write starts the WAL over by itself.
+	batches := c.writer.batches.Load()
+	if batches == c.batches {
+		return
+	}
+	c.batches = batches
 	frames, copied, err := c.checkpoint(ctx)
 	if err != nil || copied < frames {
 		return

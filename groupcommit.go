@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"sync/atomic"
 	"time"
 )
 
@@ -37,7 +38,9 @@ type groupCommit struct {
 	// holds takes a channel from hold: the writer waits, between two
 	// batches, until it is closed.
 	holds chan chan struct{}
-	done  chan struct{}
+	// batches counts the batches taken, for the checkpointer.
+	batches atomic.Uint64
+	done    chan struct{}
 }
 
 // writeRequest is one caller's write, waiting for its batch.
@@ -126,6 +129,7 @@ func (g *groupCommit) loop() {
 			batch = g.gather(batch)
 		}
 		g.commit(batch)
+		g.batches.Add(1)
 	}
 }
 
