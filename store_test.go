@@ -55,14 +55,8 @@ func TestMigrateUpgradesAnExistingDatabase(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		d.Close()
-
 		// Opening it with this build migrates it and keeps its data.
-		s, err := openStore(ctx, dsn, poolConfig{})
-		if err != nil {
-			t.Fatalf("migrate: %v", err)
-		}
-		defer s.Close()
+		s := reopenMigrated(t, d, dsn)
 		u, err := s.UserByName(ctx, "OLD.USER")
 		if err != nil {
 			t.Fatalf("user after migration: %v", err)
@@ -135,13 +129,7 @@ func TestMigrateFromVersion4CountsEachCollectionsGenres(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		d.Close()
-
-		s, err := openStore(ctx, dsn, poolConfig{})
-		if err != nil {
-			t.Fatalf("migrate: %v", err)
-		}
-		defer s.Close()
+		s := reopenMigrated(t, d, dsn)
 		var all []movie
 		for id, m := range movies {
 			all = append(all, m...)
@@ -220,6 +208,19 @@ func openAtVersion(t *testing.T, dsn string, n int) *sql.DB {
 		t.Fatal(err)
 	}
 	return d.write
+}
+
+// reopenMigrated closes old, a database openAtVersion made, and opens it
+// with this build, which brings its schema up to date.
+func reopenMigrated(t *testing.T, old *sql.DB, dsn string) *Store {
+	t.Helper()
+	old.Close()
+	s, err := openStore(context.Background(), dsn, poolConfig{})
+	if err != nil {
+		t.Fatalf("migrate: %v", err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
 }
 
 // TestSchemaParity compares what the two schema files build: the same
