@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"strconv"
 	"sync"
 	"time"
 )
@@ -36,11 +37,12 @@ type account struct {
 func (s *Store) CreateUser(ctx context.Context, username, passwordHash string) (string, error) {
 	id := newUUID()
 	err := s.db.withTx(ctx, func(tx *writeTx) error {
-		if err := tx.exec(qInsertUser, id, username, passwordHash); err != nil {
+		var userID int64
+		if err := tx.queryRow(qInsertUser, id, username, passwordHash).Scan(&userID); err != nil {
 			return err
 		}
 		tx.changed()
-		return nil
+		return tx.exec(qInsertUserVersion, userID)
 	})
 	if isUniqueViolation(err) {
 		return "", errUsernameTaken
@@ -311,8 +313,20 @@ type existingAccounts struct {
 }
 
 // readAccount reads the account as it stands now, in a query that
-// concurrent requests share (see freshBatch).
+// concurrent requests share (see freshBatch): by its id when that is
+// known (ids), else by its UUID.
 func (s *Store) readAccount(ctx context.Context, uuid string) (account, error) {
+	if id, ok := s.ids.get(uuid); ok {
+		version, ok, err := s.versionReads.get(ctx, id)
+		switch {
+		case err != nil:
+			return account{}, fmt.Errorf("find account: %w", err)
+		case !ok:
+			s.ids.forget(uuid)
+			return account{}, errNotFound
+		}
+		return account{id: id, version: version}, nil
+	}
 	a, ok, err := s.accountReads.get(ctx, uuid)
 	switch {
 	case err != nil:
@@ -320,46 +334,124 @@ func (s *Store) readAccount(ctx context.Context, uuid string) (account, error) {
 	case !ok:
 		return a, errNotFound
 	}
+	s.ids.put(uuid, a.id)
 	return a, nil
+}
+
+// accountIDs is the id of each account's UUID, as found. An id is never
+// given to another account where it is kept (stableIDs), so an entry
+// stays right for as long as its account exists, and an account that is
+// gone is found gone by its id.
+type accountIDs struct {
+	mu  sync.RWMutex
+	ids map[string]int64
+}
+
+// get returns uuid's id, if known; a nil accountIDs knows none.
+func (m *accountIDs) get(uuid string) (int64, bool) {
+	if m == nil {
+		return 0, false
+	}
+	m.mu.RLock()
+	id, ok := m.ids[uuid]
+	m.mu.RUnlock()
+	return id, ok
+}
+
+func (m *accountIDs) put(uuid string, id int64) {
+	if m == nil {
+		return
+	}
+	m.mu.Lock()
+	if len(m.ids) >= maxCachedAccounts {
+		clear(m.ids)
+	}
+	m.ids[uuid] = id
+	m.mu.Unlock()
+}
+
+func (m *accountIDs) forget(uuid string) {
+	m.mu.Lock()
+	delete(m.ids, uuid)
+	m.mu.Unlock()
+}
+
+// readVersions reads the version of each of the accounts ids that
+// exists, by primary key from user_versions. Only a dialect with
+// stableIDs (PostgreSQL) reads accounts by id: the statement is
+// PostgreSQL's, given the ids as an array literal.
+func (s *Store) readVersions(ctx context.Context, ids []int64) (map[int64]int64, error) {
+	st, err := s.db.readStmt(ctx, `SELECT user_id, version FROM user_versions WHERE user_id = ANY(CAST($1 AS BIGINT[]))`)
+	if err != nil {
+		return nil, err
+	}
+	found := make(map[int64]int64, len(ids))
+	err = readInChunks(ctx, st, ids, func(ids []int64) string {
+		list := make([]byte, 0, 2+8*len(ids))
+		list = append(list, '{')
+		for i, id := range ids {
+			if i > 0 {
+				list = append(list, ',')
+			}
+			list = strconv.AppendInt(list, id, 10)
+		}
+		return string(append(list, '}'))
+	}, func(rows *sql.Rows) error {
+		var id, version int64
+		err := rows.Scan(&id, &version)
+		found[id] = version
+		return err
+	})
+	return found, err
+}
+
+// readAccounts reads the accounts of uuids that exist, by indexed point
+// reads.
+func (s *Store) readAccounts(ctx context.Context, uuids []string) (map[string]account, error) {
+	st, err := s.db.readStmt(ctx, `SELECT u.uuid, u.id, v.version FROM users u JOIN user_versions v ON v.user_id = u.id
+		WHERE u.uuid IN (`+s.db.dialect.jsonTexts+`)`)
+	if err != nil {
+		return nil, err
+	}
+	found := make(map[string]account, len(uuids))
+	err = readInChunks(ctx, st, uuids, func(uuids []string) string {
+		list, _ := json.Marshal(uuids) // strings always marshal
+		return string(list)
+	}, func(rows *sql.Rows) error {
+		var uuid string
+		var a account
+		err := rows.Scan(&uuid, &a.id, &a.version)
+		found[uuid] = a
+		return err
+	})
+	return found, err
 }
 
 // maxAccountsPerRead is the most accounts one statement reads.
 const maxAccountsPerRead = 500
 
-// readAccounts reads the accounts of uuids that exist, by indexed point
-// reads, a statement per up to maxAccountsPerRead of them.
-func (s *Store) readAccounts(ctx context.Context, uuids []string) (map[string]account, error) {
-	st, err := s.db.readStmt(ctx, `SELECT uuid, id, version FROM users WHERE uuid IN (`+s.db.dialect.jsonTexts+`)`)
-	if err != nil {
-		return nil, err
-	}
-	found := make(map[string]account, len(uuids))
-	for len(uuids) > 0 {
-		n := min(len(uuids), maxAccountsPerRead)
-		list, err := json.Marshal(uuids[:n])
+// readInChunks runs st for keys, a statement per up to maxAccountsPerRead
+// of them given as list(chunk), and calls scan for each row it answers.
+func readInChunks[K any](ctx context.Context, st *sql.Stmt, keys []K, list func([]K) string, scan func(*sql.Rows) error) error {
+	for len(keys) > 0 {
+		n := min(len(keys), maxAccountsPerRead)
+		rows, err := st.QueryContext(ctx, list(keys[:n]))
 		if err != nil {
-			return nil, err
+			return err
 		}
-		uuids = uuids[n:]
-		rows, err := st.QueryContext(ctx, string(list))
-		if err != nil {
-			return nil, err
-		}
+		keys = keys[n:]
 		for rows.Next() {
-			var uuid string
-			var a account
-			if err := rows.Scan(&uuid, &a.id, &a.version); err != nil {
+			if err := scan(rows); err != nil {
 				rows.Close()
-				return nil, err
+				return err
 			}
-			found[uuid] = a
 		}
 		if err := rows.Close(); err != nil {
-			return nil, err
+			return err
 		}
 		if err := rows.Err(); err != nil {
-			return nil, err
+			return err
 		}
 	}
-	return found, nil
+	return nil
 }

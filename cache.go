@@ -9,12 +9,12 @@ import (
 
 // responseCache keeps rendered answers of the collection reads, by user.
 // A user's answers are tagged with the user's version they were read at
-// (users.version, which every write to the user's collections moves on by
-// one in its transaction) and are served only to a request that read that
-// same version when it began. So a write by any process sharing the
-// database makes the user's answers stale at once, and only that user's:
-// the cache never serves data older than the database. A nil cache caches
-// nothing.
+// (user_versions.version, which every write to the user's collections
+// moves on by one in its transaction) and are served only to a request
+// that read that same version when it began. So a write by any process
+// sharing the database makes the user's answers stale at once, and only
+// that user's: the cache never serves data older than the database. A nil
+// cache caches nothing.
 //
 // A write made by this process knows what it changed, and the version it
 // moved the user to; when the user's answers are at the version just

@@ -60,6 +60,10 @@ type dialect struct {
 	// (WITH ... UPDATE): a write then takes one round trip instead of a
 	// transaction's several. SQLite cannot, and batches its writes instead.
 	writableCTEs bool
+	// stableIDs is whether a row id, once given, is never given again (an
+	// identity column's), so that the id a UUID was found to have may be
+	// remembered. SQLite gives a deleted last row's id to the next one.
+	stableIDs bool
 }
 
 var (
@@ -81,6 +85,7 @@ var (
 		jsonTexts:      "SELECT json_array_elements_text(CAST($1 AS json))",
 		genreCounts:    "json_each_text(CAST(c.genres AS json))",
 		writableCTEs:   true,
+		stableIDs:      true,
 	}
 )
 

@@ -134,7 +134,7 @@ func testCollectionCountLimit(t *testing.T, be backend) {
 	u := app.newUser()
 	id := app.newCollection(u)
 	// As if the user had made 999 more: the limit is on the stored count.
-	if _, err := app.store.db.write.Exec(`UPDATE users SET collections = $1`, maxCollections); err != nil {
+	if _, err := app.store.db.write.Exec(`UPDATE user_versions SET collections = $1`, maxCollections); err != nil {
 		t.Fatal(err)
 	}
 	res := app.do("POST", "/collection/", u.token, map[string]any{"title": "one too many"}).mustStatus(t, http.StatusConflict)

@@ -30,6 +30,11 @@ type Store struct {
 	accounts *accountCache // nil: every request reads its account
 	// accountReads shares the account reads of concurrent requests.
 	accountReads *freshBatch[string, account]
+	// ids remembers the id of each account's UUID where ids are never
+	// reused (stableIDs), so that an account is read by its id, from
+	// user_versions alone, in versionReads; nil elsewhere.
+	ids          *accountIDs
+	versionReads *freshBatch[int64, int64]
 	existing     existingAccounts
 	// writable is when Ready last found that a write can begin.
 	writable struct {
@@ -55,6 +60,10 @@ func openStore(ctx context.Context, dsn string, pool poolConfig) (*Store, error)
 	}
 	s := &Store{db: d, accounts: accounts, existing: existingAccounts{at: map[string]time.Time{}}}
 	s.accountReads = newFreshBatch(s.readAccounts)
+	if d.dialect.stableIDs {
+		s.ids = &accountIDs{ids: map[string]int64{}}
+		s.versionReads = newFreshBatch(s.readVersions)
+	}
 	return s, nil
 }
 
@@ -214,7 +223,7 @@ func (s *Store) createOne(ctx context.Context, userID int64, c collection, movie
 	if errors.Is(err, sql.ErrNoRows) {
 		// The user is gone, or at the limit.
 		var n int
-		err = s.db.read.QueryRowContext(ctx, `SELECT collections FROM users WHERE id = $1`, userID).Scan(&n)
+		err = s.db.read.QueryRowContext(ctx, `SELECT collections FROM user_versions WHERE user_id = $1`, userID).Scan(&n)
 		switch {
 		case errors.Is(err, sql.ErrNoRows):
 			return 0, errNoSuchUser
@@ -234,8 +243,8 @@ func (s *Store) createOne(ctx context.Context, userID int64, c collection, movie
 // version, or no row. (A data-modifying WITH runs whether or not the
 // query reads it.)
 const createQuery = `WITH u AS (
-		UPDATE users SET collections = collections + 1, version = version + 1
-		WHERE id = $2 AND collections < $6 RETURNING version),
+		UPDATE user_versions SET collections = collections + 1, version = version + 1
+		WHERE user_id = $2 AND collections < $6 RETURNING version),
 	c AS (
 		INSERT INTO collections (uuid, user_id, title, description, genres, movies)
 		SELECT $1, $2, $3, $4, $7, $5 FROM u)
@@ -306,7 +315,7 @@ func (s *Store) Collections(ctx context.Context, userID int64) ([]collectionSumm
 	list, genres, version, err := s.collections(ctx, userID, `SELECT 0 AS kind, id AS ord, uuid, title, description, genres
 		FROM collections WHERE user_id = $1
 		UNION ALL
-		SELECT 2, version, '', '', '', '' FROM users WHERE id = $1
+		SELECT 2, version, '', '', '', '' FROM user_versions WHERE user_id = $1
 		ORDER BY 1, 2`)
 	if errors.Is(err, errManyGenres) {
 		list, genres, version, err = s.collections(ctx, userID, `SELECT 0 AS kind, id AS ord, uuid, title, description, '' AS genres
@@ -316,7 +325,7 @@ func (s *Store) Collections(ctx context.Context, userID int64) ([]collectionSumm
 				FROM collections c, `+s.db.dialect.genreCounts+` AS t WHERE c.user_id = $1
 				GROUP BY t.key ORDER BY n DESC, t.key COLLATE `+s.db.dialect.byteCollation+` LIMIT 3) AS top
 			UNION ALL
-			SELECT 2, version, '', '', '', '' FROM users WHERE id = $1
+			SELECT 2, version, '', '', '', '' FROM user_versions WHERE user_id = $1
 			ORDER BY 1, 2`)
 	}
 	if err != nil {
@@ -532,7 +541,7 @@ const updateQuery = `WITH c AS (
 			genres = COALESCE($5, genres), movies = COALESCE($6, movies)
 		WHERE uuid = $1 AND user_id = $2 RETURNING title, description, movies),
 	u AS (
-		UPDATE users SET version = version + 1 WHERE id = $2 AND EXISTS (SELECT FROM c) RETURNING version)
+		UPDATE user_versions SET version = version + 1 WHERE user_id = $2 AND EXISTS (SELECT FROM c) RETURNING version)
 	SELECT c.title, c.description, c.movies, u.version FROM c, u`
 
 // DeleteCollection removes one of the user's collections and returns the

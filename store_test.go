@@ -18,8 +18,8 @@ func TestMigrationsAreNumberedInOrder(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v", d.name, err)
 		}
-		if len(steps) != 5 {
-			t.Fatalf("%s: %d migrations, want 5", d.name, len(steps))
+		if len(steps) != 6 {
+			t.Fatalf("%s: %d migrations, want 6", d.name, len(steps))
 		}
 	}
 	sqliteSteps, _ := migrations(sqliteDialect.schema)
@@ -83,7 +83,7 @@ func TestMigrateUpgradesAnExistingDatabase(t *testing.T) {
 			t.Fatalf("empty collection after migration: %+v, %v", empty, err)
 		}
 		var counted int
-		s.db.read.QueryRowContext(ctx, "SELECT collections FROM users").Scan(&counted)
+		s.db.read.QueryRowContext(ctx, "SELECT collections FROM user_versions").Scan(&counted)
 		if counted != 2 {
 			t.Fatalf("collection count after migration: got %d, want 2", counted)
 		}
@@ -148,6 +148,52 @@ func TestMigrateFromVersion4CountsEachCollectionsGenres(t *testing.T) {
 		_, genres, _, err := s.Collections(ctx, u.ID)
 		if err != nil || !maps.Equal(genres.counts, countGenres(all)) {
 			t.Fatalf("genre counts after migration: %v (%v), want %v", genres.counts, err, countGenres(all))
+		}
+	})
+}
+
+// TestMigrateFromVersion5KeepsEachUsersVersion: moving the versions and
+// collection counts to user_versions keeps each user's, so answers cached
+// at a version stay told apart from what comes after, and the limit
+// still counts what the user has; an account made afterwards starts at 0.
+func TestMigrateFromVersion5KeepsEachUsersVersion(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, be backend) {
+		ctx := context.Background()
+		dsn := be.dsn(t)
+		d := openAtVersion(t, dsn, 5)
+		for _, stmt := range []string{
+			`INSERT INTO users (uuid, username, password_hash, version, collections) VALUES ('b0000000-0000-4000-8000-000000000001', 'kate', 'hash', 41, 999)`,
+			`INSERT INTO users (uuid, username, password_hash, version, collections) VALUES ('b0000000-0000-4000-8000-000000000002', 'tom', 'hash', 7, 0)`,
+		} {
+			if _, err := d.ExecContext(ctx, stmt); err != nil {
+				t.Fatal(err)
+			}
+		}
+		s := reopenMigrated(t, d, dsn)
+		for uuid, want := range map[string]int64{"b0000000-0000-4000-8000-000000000001": 41, "b0000000-0000-4000-8000-000000000002": 7} {
+			if a, err := s.Account(ctx, uuid); err != nil || a.version != want {
+				t.Fatalf("account %s after migration: %+v, %v; want version %d", uuid, a, err, want)
+			}
+		}
+		kate, err := s.UserByName(ctx, "kate")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.CreateCollection(ctx, kate.ID, collection{UUID: newUUID(), Title: "the 1000th"}, nil); err != nil {
+			t.Fatalf("kate's 1000th collection: %v", err)
+		}
+		if _, err := s.CreateCollection(ctx, kate.ID, collection{UUID: newUUID(), Title: "one too many"}, nil); !errors.Is(err, errLimitReached) {
+			t.Fatalf("kate's 1001st collection: got %v, want errLimitReached", err)
+		}
+		if a, err := s.Account(ctx, "b0000000-0000-4000-8000-000000000001"); err != nil || a.version != 42 {
+			t.Fatalf("kate after one create: %+v, %v; want version 42", a, err)
+		}
+		id, err := s.CreateUser(ctx, "ann", "hash")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if a, err := s.Account(ctx, id); err != nil || a.version != 0 {
+			t.Fatalf("a new account: %+v, %v; want version 0", a, err)
 		}
 	})
 }

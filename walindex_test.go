@@ -333,7 +333,7 @@ func TestAccountCacheExactAcrossARebuiltHeader(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if _, err := b.db.write.ExecContext(ctx, `UPDATE users SET version = version + 1 WHERE uuid = $1`, uuid); err != nil {
+			if _, err := b.db.write.ExecContext(ctx, `UPDATE user_versions SET version = version + 1 WHERE user_id = (SELECT id FROM users WHERE uuid = $1)`, uuid); err != nil {
 				t.Fatal(err)
 			}
 			for _, h := range tt.then {

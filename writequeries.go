@@ -17,6 +17,7 @@ const (
 	qSetCounterShare
 	qForgetCounterShare
 	qInsertUser
+	qInsertUserVersion
 	qInsertCollection
 	qCountCollection
 	qBumpUser
@@ -39,13 +40,14 @@ var writeQueryText = [numWriteQueries]string{
 	qCounterShare:       `SELECT total FROM counter_shares WHERE process = $1 FOR UPDATE`,
 	qSetCounterShare:    `INSERT INTO counter_shares (process, total) VALUES ($1, $2) ON CONFLICT (process) DO UPDATE SET total = excluded.total`,
 	qForgetCounterShare: `DELETE FROM counter_shares WHERE process = $1`,
-	qInsertUser:         `INSERT INTO users (uuid, username, password_hash) VALUES ($1, $2, $3)`,
+	qInsertUser:         `INSERT INTO users (uuid, username, password_hash) VALUES ($1, $2, $3) RETURNING id`,
+	qInsertUserVersion:  `INSERT INTO user_versions (user_id, version, collections) VALUES ($1, 0, 0)`,
 	qInsertCollection:   `INSERT INTO collections (uuid, user_id, title, description, genres, movies) VALUES ($1, $2, $3, $4, $5, $6)`,
 	// qCountCollection counts one more collection for the user, unless
 	// that would pass the limit ($2): then it matches no row. It locks
 	// the user's row (PostgreSQL), so the user's creates take turns.
-	qCountCollection: `UPDATE users SET collections = collections + 1, version = version + 1 WHERE id = $1 AND collections < $2 RETURNING version`,
-	qBumpUser:        `UPDATE users SET collections = collections + $2, version = version + 1 WHERE id = $1 RETURNING version`,
+	qCountCollection: `UPDATE user_versions SET collections = collections + 1, version = version + 1 WHERE user_id = $1 AND collections < $2 RETURNING version`,
+	qBumpUser:        `UPDATE user_versions SET collections = collections + $2, version = version + 1 WHERE user_id = $1 RETURNING version`,
 	// qLoginFailed counts a failed login of $1 at $2 (Unix seconds): a
 	// window of $4 seconds opens at the first failure, and the $3-th
 	// failure within it locks the name for $4 seconds.

@@ -42,8 +42,8 @@ func (t *writeTx) touch(id int64) {
 }
 
 // leaves records that the write, once committed, leaves user id at
-// version (the users.version it set, one past the one stored: so the
-// write changed a stored byte).
+// version (the user_versions.version it set, one past the one stored: so
+// the write changed a stored byte).
 func (t *writeTx) leaves(id, version int64) {
 	if t.versions != nil {
 		*t.versions = append(*t.versions, userVersion{id, version})
