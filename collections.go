@@ -256,6 +256,7 @@ func canonicalUUID(s string) (string, bool) {
 		return "", false
 	}
 	var b [36]byte
+	upper := false
 	for i := 0; i < 36; i++ {
 		c := s[i]
 		switch i {
@@ -268,11 +269,15 @@ func canonicalUUID(s string) (string, bool) {
 			case '0' <= c && c <= '9', 'a' <= c && c <= 'f':
 			case 'A' <= c && c <= 'F':
 				c += 'a' - 'A'
+				upper = true
 			default:
 				return "", false
 			}
 		}
 		b[i] = c
+	}
+	if !upper {
+		return s, true // already canonical: no copy
 	}
 	return string(b[:]), true
 }

@@ -117,7 +117,15 @@ func stringValue(raw json.RawMessage) (s, problem string) {
 		return "", ""
 	case raw[0] != '"':
 		return "", "must be a string"
-	case !validText(raw):
+	}
+	if inner := raw[1 : len(raw)-1]; bytes.IndexByte(inner, '\\') < 0 {
+		// No escape, as most strings: valid text is its bytes.
+		if !utf8.Valid(inner) {
+			return "", "must be valid UTF-8"
+		}
+		return string(inner), ""
+	}
+	if !validText(raw) {
 		return "", "must be valid UTF-8"
 	}
 	return unquote(raw), ""

@@ -424,6 +424,11 @@ func checkSplit(t *testing.T, raw []byte) {
 		if got := unquote(raw); got != want {
 			t.Fatalf("%s: text %q, want %q", raw, got, want)
 		}
+		// A member's value: its text when it is valid text, else refused.
+		got, problem := stringValue(raw)
+		if ok := validText(raw); ok != (problem == "") || ok && got != want {
+			t.Fatalf("%s: stringValue %q, %q; valid text: %t, want %q", raw, got, problem, ok, want)
+		}
 	}
 }
 
