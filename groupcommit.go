@@ -254,8 +254,9 @@ func (g *groupCommit) together(batch []*writeRequest) error {
 	var touched []int64
 	var versions, mine []userVersion
 	var wrote, mineWrote bool
+	var bound [numWriteQueries]*sql.Stmt
 	for _, req := range batch {
-		w := &writeTx{tx: tx, db: g.db, ctx: ctx, touched: &touched, versions: &mine, wrote: &mineWrote}
+		w := &writeTx{tx: tx, db: g.db, ctx: ctx, touched: &touched, versions: &mine, wrote: &mineWrote, bound: &bound}
 		if err := w.exec(qSavepoint); err != nil {
 			return fmt.Errorf("savepoint: %w", err)
 		}

@@ -191,6 +191,7 @@ func (s *Store) CreateCollection(ctx context.Context, userID int64, c collection
 	if s.db.dialect.writableCTEs {
 		return s.createOne(ctx, userID, c, movies, genres)
 	}
+	created := createdAt(time.Now())
 	var version int64
 	err := s.db.withTx(ctx, func(tx *writeTx) error {
 		tx.touch(userID)
@@ -202,7 +203,7 @@ func (s *Store) CreateCollection(ctx context.Context, userID int64, c collection
 			return err
 		}
 		tx.leaves(userID, version)
-		return tx.exec(qInsertCollection, c.UUID, userID, c.Title, c.Description, genres, movies)
+		return tx.exec(qInsertCollection, c.UUID, userID, c.Title, c.Description, genres, movies, created)
 	})
 	if isForeignKeyViolation(err) {
 		return 0, errNoSuchUser
@@ -249,6 +250,12 @@ const createQuery = `WITH u AS (
 		INSERT INTO collections (uuid, user_id, title, description, genres, movies)
 		SELECT $1, $2, $3, $4, $7, $5 FROM u)
 	SELECT version FROM u`
+
+// createdAt is t as SQLite's created_at default writes it (strftime
+// '%Y-%m-%dT%H:%M:%fZ'): UTC, to the millisecond.
+func createdAt(t time.Time) string {
+	return t.UTC().Format("2006-01-02T15:04:05.000Z")
+}
 
 // whyNoCount tells why qCountCollection matched no user row: the user is
 // gone, or at the limit.

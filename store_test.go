@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestMigrationsAreNumberedInOrder(t *testing.T) {
@@ -388,4 +389,19 @@ func openTestStore(t *testing.T, be backend) *Store {
 	}
 	t.Cleanup(func() { s.Close() })
 	return s
+}
+
+// TestCreatedAtAsSQLiteWritesIt: a collection's created_at, given by the
+// service on SQLite, is written as the column's default would write it.
+func TestCreatedAtAsSQLiteWritesIt(t *testing.T) {
+	s := openTestStore(t, sqliteBackend)
+	for _, ms := range []int64{0, 1, 999, 1_700_000_000_123, 1_800_000_000_000} {
+		var want string
+		if err := s.db.read.QueryRow(`SELECT strftime('%Y-%m-%dT%H:%M:%fZ', $1 / 1000.0, 'unixepoch')`, ms).Scan(&want); err != nil {
+			t.Fatal(err)
+		}
+		if got := createdAt(time.UnixMilli(ms).In(time.FixedZone("east", 5*3600))); got != want {
+			t.Errorf("%d ms: %s, SQLite writes %s", ms, got, want)
+		}
+	}
 }

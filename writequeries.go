@@ -42,7 +42,10 @@ var writeQueryText = [numWriteQueries]string{
 	qForgetCounterShare: `DELETE FROM counter_shares WHERE process = $1`,
 	qInsertUser:         `INSERT INTO users (uuid, username, password_hash) VALUES ($1, $2, $3) RETURNING id`,
 	qInsertUserVersion:  `INSERT INTO user_versions (user_id, version, collections) VALUES ($1, 0, 0)`,
-	qInsertCollection:   `INSERT INTO collections (uuid, user_id, title, description, genres, movies) VALUES ($1, $2, $3, $4, $5, $6)`,
+	// qInsertCollection is given its created_at ($7, as SQLite's default
+	// writes it: createdAt), formatted before the write is queued, rather
+	// than have the single writer format the time of each.
+	qInsertCollection: `INSERT INTO collections (uuid, user_id, title, description, genres, movies, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
 	// qCountCollection counts one more collection for the user, unless
 	// that would pass the limit ($2): then it matches no row. It locks
 	// the user's row (PostgreSQL), so the user's creates take turns.

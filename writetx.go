@@ -27,6 +27,10 @@ type writeTx struct {
 	// write's own. SQLite writes no page for an UPDATE that stores what
 	// was there, so a statement that matched a row is not enough.
 	wrote *bool
+	// bound is the statements bound to tx so far, shared by the writes
+	// of one batch, so that each is bound once a transaction; nil: bound
+	// at each use.
+	bound *[numWriteQueries]*sql.Stmt
 }
 
 // userVersion is the version a write leaves a user at.
@@ -60,7 +64,13 @@ func (t *writeTx) changed() {
 
 // stmt returns q bound to this transaction.
 func (t *writeTx) stmt(q writeQuery) *sql.Stmt {
-	return t.tx.StmtContext(t.ctx, t.db.writeStmts[q])
+	if t.bound == nil {
+		return t.tx.StmtContext(t.ctx, t.db.writeStmts[q])
+	}
+	if t.bound[q] == nil {
+		t.bound[q] = t.tx.StmtContext(t.ctx, t.db.writeStmts[q])
+	}
+	return t.bound[q]
 }
 
 func (t *writeTx) exec(q writeQuery, args ...any) error {
