@@ -37,12 +37,11 @@ type account struct {
 func (s *Store) CreateUser(ctx context.Context, username, passwordHash string) (string, error) {
 	id := newUUID()
 	err := s.db.withTx(ctx, func(tx *writeTx) error {
-		var userID int64
-		if err := tx.queryRow(qInsertUser, id, username, passwordHash).Scan(&userID); err != nil {
+		if err := tx.exec(qInsertUser, id, username, passwordHash); err != nil {
 			return err
 		}
 		tx.changed()
-		return tx.exec(qInsertUserVersion, userID)
+		return nil
 	})
 	if isUniqueViolation(err) {
 		return "", errUsernameTaken
@@ -317,15 +316,16 @@ type existingAccounts struct {
 // known (ids), else by its UUID.
 func (s *Store) readAccount(ctx context.Context, uuid string) (account, error) {
 	if id, ok := s.ids.get(uuid); ok {
-		version, ok, err := s.versionReads.get(ctx, id)
+		v, ok, err := s.versionReads.get(ctx, id)
 		switch {
 		case err != nil:
 			return account{}, fmt.Errorf("find account: %w", err)
-		case !ok:
-			s.ids.forget(uuid)
-			return account{}, errNotFound
+		case ok && v.uuid == uuid:
+			return account{id: id, version: v.version}, nil
 		}
-		return account{id: id, version: version}, nil
+		// Gone, or the id is another account's now (a backup restored
+		// under this process, say): read by UUID.
+		s.ids.forget(uuid)
 	}
 	a, ok, err := s.accountReads.get(ctx, uuid)
 	switch {
@@ -338,10 +338,11 @@ func (s *Store) readAccount(ctx context.Context, uuid string) (account, error) {
 	return a, nil
 }
 
-// accountIDs is the id of each account's UUID, as found. An id is never
+// accountIDs is the id of each account's UUID, as found. An id is not
 // given to another account where it is kept (stableIDs), so an entry
 // stays right for as long as its account exists, and an account that is
-// gone is found gone by its id.
+// gone is found gone by its id; should the id be given again all the same
+// (a restored backup, an identity restarted), the UUID read with it tells.
 type accountIDs struct {
 	mu  sync.RWMutex
 	ids map[string]int64
@@ -376,16 +377,22 @@ func (m *accountIDs) forget(uuid string) {
 	m.mu.Unlock()
 }
 
-// readVersions reads the version of each of the accounts ids that
-// exists, by primary key from user_versions. Only a dialect with
+// idVersion is the UUID and version of the account with some id.
+type idVersion struct {
+	uuid    string
+	version int64
+}
+
+// readVersions reads the UUID and version of each of the accounts ids
+// that exists, by primary key from user_versions. Only a dialect with
 // stableIDs (PostgreSQL) reads accounts by id: the statement is
 // PostgreSQL's, given the ids as an array literal.
-func (s *Store) readVersions(ctx context.Context, ids []int64) (map[int64]int64, error) {
-	st, err := s.db.readStmt(ctx, `SELECT user_id, version FROM user_versions WHERE user_id = ANY(CAST($1 AS BIGINT[]))`)
+func (s *Store) readVersions(ctx context.Context, ids []int64) (map[int64]idVersion, error) {
+	st, err := s.db.readStmt(ctx, `SELECT user_id, uuid, version FROM user_versions WHERE user_id = ANY(CAST($1 AS BIGINT[]))`)
 	if err != nil {
 		return nil, err
 	}
-	found := make(map[int64]int64, len(ids))
+	found := make(map[int64]idVersion, len(ids))
 	err = readInChunks(ctx, st, ids, func(ids []int64) string {
 		list := make([]byte, 0, 2+8*len(ids))
 		list = append(list, '{')
@@ -397,9 +404,10 @@ func (s *Store) readVersions(ctx context.Context, ids []int64) (map[int64]int64,
 		}
 		return string(append(list, '}'))
 	}, func(rows *sql.Rows) error {
-		var id, version int64
-		err := rows.Scan(&id, &version)
-		found[id] = version
+		var id int64
+		var v idVersion
+		err := rows.Scan(&id, &v.uuid, &v.version)
+		found[id] = v
 		return err
 	})
 	return found, err

@@ -60,9 +60,10 @@ type dialect struct {
 	// (WITH ... UPDATE): a write then takes one round trip instead of a
 	// transaction's several. SQLite cannot, and batches its writes instead.
 	writableCTEs bool
-	// stableIDs is whether a row id, once given, is never given again (an
+	// stableIDs is whether a row id, once given, is not given again (an
 	// identity column's), so that the id a UUID was found to have may be
-	// remembered. SQLite gives a deleted last row's id to the next one.
+	// remembered (and checked, as it is read, against the UUID). SQLite
+	// gives a deleted last row's id to the next one.
 	stableIDs bool
 }
 

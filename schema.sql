@@ -149,11 +149,24 @@ DROP TABLE user_genres;
 -- of their own. Every write to a user's collections moves them on, and
 -- every request reads the version: in a table of their own they sit
 -- some hundred to a page, not a dozen among names and password hashes.
+-- The row carries its account's UUID, so that a reader that knows the
+-- id can tell the account is the one it means. A trigger makes the row
+-- of each new account, whatever build registers it, at a random version
+-- below 2^62: answers cached for an account that is gone, whose id the
+-- new one may be given (SQLite gives a deleted last row's id again), are
+-- never taken for the new one's. (An existing row of that id, left by
+-- a deletion made with foreign keys off, is taken over.)
 CREATE TABLE user_versions (
     user_id     INTEGER PRIMARY KEY REFERENCES users (id) ON DELETE CASCADE,
+    uuid        TEXT    NOT NULL,
     version     INTEGER NOT NULL,
     collections INTEGER NOT NULL
 );
-INSERT INTO user_versions (user_id, version, collections) SELECT id, version, collections FROM users;
+INSERT INTO user_versions (user_id, uuid, version, collections) SELECT id, uuid, version, collections FROM users;
 ALTER TABLE users DROP COLUMN version;
 ALTER TABLE users DROP COLUMN collections;
+CREATE TRIGGER users_version AFTER INSERT ON users BEGIN
+    INSERT INTO user_versions (user_id, uuid, version, collections)
+        VALUES (NEW.id, NEW.uuid, abs(random() % 4611686018427387904), 0)
+        ON CONFLICT (user_id) DO UPDATE SET uuid = excluded.uuid, version = excluded.version, collections = 0;
+END;

@@ -98,11 +98,25 @@ DROP TABLE user_genres;
 -- of their own. Every write to a user's collections moves them on, and
 -- every request reads the version: in a table of their own they sit
 -- some hundred to a page, not a dozen among names and password hashes,
--- and the users table no longer churns.
+-- and the users table no longer churns. The row carries its account's
+-- UUID, so that a reader that knows the id can tell the account is the
+-- one it means. A trigger makes the row of each new account, whatever
+-- build registers it, at a random version below 2^62: answers cached for
+-- an account that is gone, should its id be given again (a restored
+-- backup, an identity restarted), are never taken for the new one's.
 CREATE TABLE user_versions (
     user_id     BIGINT  PRIMARY KEY REFERENCES users (id) ON DELETE CASCADE,
+    uuid        TEXT    NOT NULL,
     version     BIGINT  NOT NULL,
     collections INTEGER NOT NULL
 );
-INSERT INTO user_versions (user_id, version, collections) SELECT id, version, collections FROM users;
+INSERT INTO user_versions (user_id, uuid, version, collections) SELECT id, uuid, version, collections FROM users;
 ALTER TABLE users DROP COLUMN version, DROP COLUMN collections;
+CREATE FUNCTION users_version() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO user_versions (user_id, uuid, version, collections)
+        VALUES (NEW.id, NEW.uuid, floor(random() * 4611686018427387904)::bigint, 0)
+        ON CONFLICT (user_id) DO UPDATE SET uuid = excluded.uuid, version = excluded.version, collections = 0;
+    RETURN NULL;
+END $$;
+CREATE TRIGGER users_version AFTER INSERT ON users FOR EACH ROW EXECUTE FUNCTION users_version();

@@ -30,11 +30,11 @@ type Store struct {
 	accounts *accountCache // nil: every request reads its account
 	// accountReads shares the account reads of concurrent requests.
 	accountReads *freshBatch[string, account]
-	// ids remembers the id of each account's UUID where ids are never
+	// ids remembers the id of each account's UUID where ids are not
 	// reused (stableIDs), so that an account is read by its id, from
 	// user_versions alone, in versionReads; nil elsewhere.
 	ids          *accountIDs
-	versionReads *freshBatch[int64, int64]
+	versionReads *freshBatch[int64, idVersion]
 	existing     existingAccounts
 	// writable is when Ready last found that a write can begin.
 	writable struct {

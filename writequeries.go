@@ -17,7 +17,6 @@ const (
 	qSetCounterShare
 	qForgetCounterShare
 	qInsertUser
-	qInsertUserVersion
 	qInsertCollection
 	qCountCollection
 	qBumpUser
@@ -40,8 +39,8 @@ var writeQueryText = [numWriteQueries]string{
 	qCounterShare:       `SELECT total FROM counter_shares WHERE process = $1 FOR UPDATE`,
 	qSetCounterShare:    `INSERT INTO counter_shares (process, total) VALUES ($1, $2) ON CONFLICT (process) DO UPDATE SET total = excluded.total`,
 	qForgetCounterShare: `DELETE FROM counter_shares WHERE process = $1`,
-	qInsertUser:         `INSERT INTO users (uuid, username, password_hash) VALUES ($1, $2, $3) RETURNING id`,
-	qInsertUserVersion:  `INSERT INTO user_versions (user_id, version, collections) VALUES ($1, 0, 0)`,
+	// qInsertUser adds an account; a trigger adds its user_versions row.
+	qInsertUser: `INSERT INTO users (uuid, username, password_hash) VALUES ($1, $2, $3)`,
 	// qInsertCollection is given its created_at ($7, as SQLite's default
 	// writes it: createdAt), formatted before the write is queued, rather
 	// than have the single writer format the time of each.
