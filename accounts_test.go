@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"path/filepath"
 	"testing"
@@ -97,5 +98,34 @@ func TestNewAccountOnAnOldIDSeesNothingOfTheOld(t *testing.T) {
 	id := b.newCollection(next) // one write
 	if got := a.listCollections(next); len(got.Collections) != 1 || got.Collections[0].UUID != id {
 		t.Fatalf("the new account is shown %+v, want only its own collection %s", got.Collections, id)
+	}
+}
+
+// TestNewAccountOnAnOrphanedIDStartsEmpty: an account deleted with
+// foreign keys off (the sqlite3 shell's default) leaves its collections
+// and version row behind; the next account, given its id, gets neither.
+func TestNewAccountOnAnOrphanedIDStartsEmpty(t *testing.T) {
+	dsn := filepath.Join(t.TempDir(), "orphans.db")
+	app := newTestApp(t, withDSN(dsn))
+	old := app.newUser()
+	app.newCollection(old)
+	app.newCollection(old)
+	shell, err := sql.Open("sqlite", "file:"+dsn) // foreign keys off, as the shell has them
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer shell.Close()
+	if _, err := shell.Exec(`DELETE FROM users WHERE username = $1`, old.name); err != nil {
+		t.Fatal(err)
+	}
+	next := app.newUser()
+	if got := app.listCollections(next); len(got.Collections) != 0 {
+		t.Fatalf("the new account is shown the deleted one's collections: %+v", got.Collections)
+	}
+	var orphans, count int
+	app.store.db.read.QueryRow(`SELECT count(*) FROM collections`).Scan(&orphans)
+	app.store.db.read.QueryRow(`SELECT collections FROM user_versions`).Scan(&count)
+	if orphans != 0 || count != 0 {
+		t.Fatalf("after the new account: %d collections stored, its count %d; want 0 and 0", orphans, count)
 	}
 }

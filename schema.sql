@@ -154,8 +154,9 @@ DROP TABLE user_genres;
 -- of each new account, whatever build registers it, at a random version
 -- below 2^62: answers cached for an account that is gone, whose id the
 -- new one may be given (SQLite gives a deleted last row's id again), are
--- never taken for the new one's. (An existing row of that id, left by
--- a deletion made with foreign keys off, is taken over.)
+-- never taken for the new one's. Rows of that id left by a deletion made
+-- with foreign keys off (the sqlite3 shell's default) are orphans: the
+-- collections go, the version row is taken over.
 CREATE TABLE user_versions (
     user_id     INTEGER PRIMARY KEY REFERENCES users (id) ON DELETE CASCADE,
     uuid        TEXT    NOT NULL,
@@ -166,6 +167,7 @@ INSERT INTO user_versions (user_id, uuid, version, collections) SELECT id, uuid,
 ALTER TABLE users DROP COLUMN version;
 ALTER TABLE users DROP COLUMN collections;
 CREATE TRIGGER users_version AFTER INSERT ON users BEGIN
+    DELETE FROM collections WHERE user_id = NEW.id;
     INSERT INTO user_versions (user_id, uuid, version, collections)
         VALUES (NEW.id, NEW.uuid, abs(random() % 4611686018427387904), 0)
         ON CONFLICT (user_id) DO UPDATE SET uuid = excluded.uuid, version = excluded.version, collections = 0;

@@ -104,6 +104,9 @@ DROP TABLE user_genres;
 -- build registers it, at a random version below 2^62: answers cached for
 -- an account that is gone, should its id be given again (a restored
 -- backup, an identity restarted), are never taken for the new one's.
+-- Rows of that id left by a deletion that skipped foreign keys (under
+-- session_replication_role replica) are orphans: the collections go, the
+-- version row is taken over.
 CREATE TABLE user_versions (
     user_id     BIGINT  PRIMARY KEY REFERENCES users (id) ON DELETE CASCADE,
     uuid        TEXT    NOT NULL,
@@ -114,6 +117,7 @@ INSERT INTO user_versions (user_id, uuid, version, collections) SELECT id, uuid,
 ALTER TABLE users DROP COLUMN version, DROP COLUMN collections;
 CREATE FUNCTION users_version() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
+    DELETE FROM collections WHERE user_id = NEW.id;
     INSERT INTO user_versions (user_id, uuid, version, collections)
         VALUES (NEW.id, NEW.uuid, floor(random() * 4611686018427387904)::bigint, 0)
         ON CONFLICT (user_id) DO UPDATE SET uuid = excluded.uuid, version = excluded.version, collections = 0;
