@@ -111,6 +111,8 @@ type db struct {
 	// writer runs every write, folding concurrent ones into one
 	// transaction; nil where each write has a transaction of its own.
 	writer *groupCommit
+	// pipeline batches writeOne's statements (PostgreSQL); nil elsewhere.
+	pipeline *writePipeline
 	// wal reads SQLite's change counter; own tracks this process's
 	// commits. Both nil where the WAL-index cannot be mapped.
 	wal *walIndex
@@ -156,6 +158,9 @@ func openDB(ctx context.Context, dsn string, pool poolConfig) (*db, error) {
 	}
 	if d.dialect.groupCommit {
 		d.writer = newGroupCommit(d, maxWriteBatch)
+	}
+	if d.dialect.writableCTEs {
+		d.pipeline = newWritePipeline(d.write, maxWriteBatch)
 	}
 	if d.checkpoints != nil {
 		d.checkpointer = startCheckpointer(d.checkpoints, d.writer, checkpointEvery)
@@ -281,6 +286,9 @@ func (d *db) Close() error {
 	if d.writer != nil {
 		d.writer.close()
 	}
+	if d.pipeline != nil {
+		d.pipeline.close()
+	}
 	d.checkpointer.close()
 	for _, st := range d.writeStmts {
 		if st != nil {
@@ -319,10 +327,26 @@ func prepared(ctx context.Context, stmts *sync.Map, pool *sql.DB, query string) 
 	return st, nil
 }
 
-// writeOne runs query, a whole write in one statement, as a transaction
-// of its own (where the dialect has writableCTEs), run again like withTx's
-// when it loses a deadlock; scan reads the row it returns.
-func (d *db) writeOne(ctx context.Context, query string, scan func(*sql.Row) error, args ...any) error {
+// writeOne runs query, a whole write in one statement that locks rows of
+// user only, as a transaction of its own (where the dialect has
+// writableCTEs), or, under load, in a batch with others (see
+// writePipeline); run again like withTx's when it loses a deadlock. scan
+// reads the row it returns.
+func (d *db) writeOne(ctx context.Context, user int64, query string, scan func(rowScanner) error, args ...any) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if d.pipeline != nil {
+		err := d.pipeline.run(&pipedWrite{ctx: ctx, user: user, query: query, args: args, scan: scan})
+		if !errors.Is(err, errRunAlone) {
+			return err
+		}
+	}
+	return d.writeAlone(ctx, query, scan, args...)
+}
+
+// writeAlone runs writeOne's statement as a transaction of its own.
+func (d *db) writeAlone(ctx context.Context, query string, scan func(rowScanner) error, args ...any) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}

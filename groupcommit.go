@@ -20,9 +20,8 @@ import (
 // again in a transaction of its own, so that no caller gets another's
 // error.
 //
-// Only SQLite uses it. PostgreSQL runs transactions side by side on its
-// pool, and batching there would make transactions of unrelated users
-// wait on each other's row locks, and deadlock across instances.
+// Only SQLite uses it. PostgreSQL's writes are one statement each and
+// share transactions through writePipeline, without savepoints.
 //
 // Why: SQLite has one writer, and a transaction costs a BEGIN, a COMMIT
 // and a hand-over of the one connection however little it writes. Under

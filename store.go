@@ -218,7 +218,7 @@ func (s *Store) CreateCollection(ctx context.Context, userID int64, c collection
 // writableCTEs: one round trip and one commit instead of three.
 func (s *Store) createOne(ctx context.Context, userID int64, c collection, movies, genres string) (int64, error) {
 	var version int64
-	err := s.db.writeOne(ctx, createQuery, func(row *sql.Row) error {
+	err := s.db.writeOne(ctx, userID, createQuery, func(row rowScanner) error {
 		return row.Scan(&version)
 	}, c.UUID, userID, c.Title, c.Description, movies, maxCollections, genres)
 	if errors.Is(err, sql.ErrNoRows) {
@@ -527,7 +527,7 @@ func (s *Store) updateOne(ctx context.Context, userID int64, id string, in colle
 	c := storedCollection{UUID: id}
 	var version int64
 	var stored string
-	err := s.db.writeOne(ctx, updateQuery, func(row *sql.Row) error {
+	err := s.db.writeOne(ctx, userID, updateQuery, func(row rowScanner) error {
 		return row.Scan(&c.Title, &c.Description, &stored, &version)
 	}, id, userID, in.Title, in.Description, genres, movies)
 	c.Movies = json.RawMessage(stored)
