@@ -4,6 +4,7 @@ import (
 	"database/sql"
 	"database/sql/driver"
 	"errors"
+	"fmt"
 	"net"
 	"strings"
 
@@ -41,6 +42,10 @@ func isForeignKeyViolation(err error) bool {
 // longer at its path: removed (with its folder, say) or replaced. Writes
 // to the open, unlinked file would be acknowledged and then lost.
 var errDatabaseGone = errors.New("the database file is no longer at its path")
+
+// errDatabaseClosed answers a write that comes once the store is closed
+// (a handler still running when shutdown gives up waiting): unavailable.
+var errDatabaseClosed = fmt.Errorf("the database is closed: %w", sql.ErrConnDone)
 
 // isUnavailable reports whether err means the database cannot serve now,
 // for a while, rather than a bug: busy past the busy timeout, locked,

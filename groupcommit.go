@@ -39,6 +39,7 @@ type groupCommit struct {
 	holds chan chan struct{}
 	// batches counts the batches taken, for the checkpointer.
 	batches atomic.Uint64
+	quit    chan struct{} // closed by close: no more writes are taken
 	done    chan struct{}
 }
 
@@ -65,7 +66,8 @@ const writeTimeout = 30 * time.Second
 var batchContext = context.Background()
 
 func newGroupCommit(d *db, maxBatch int) *groupCommit {
-	g := &groupCommit{db: d, requests: make(chan *writeRequest), maxBatch: maxBatch, holds: make(chan chan struct{}), done: make(chan struct{})}
+	g := &groupCommit{db: d, requests: make(chan *writeRequest), maxBatch: maxBatch, holds: make(chan chan struct{}),
+		quit: make(chan struct{}), done: make(chan struct{})}
 	go g.loop()
 	return g
 }
@@ -79,6 +81,8 @@ func (g *groupCommit) run(ctx context.Context, fn func(*writeTx) error) error {
 	case g.requests <- req:
 	case <-ctx.Done():
 		return ctx.Err()
+	case <-g.quit:
+		return errDatabaseClosed
 	}
 	return <-req.result
 }
@@ -100,7 +104,7 @@ func (g *groupCommit) hold(fn func()) bool {
 
 // close stops the writer once the writes queued so far are done.
 func (g *groupCommit) close() {
-	close(g.requests)
+	close(g.quit)
 	<-g.done
 }
 
@@ -115,11 +119,10 @@ func (g *groupCommit) loop() {
 		case release := <-g.holds:
 			<-release
 			continue
-		case req, ok := <-g.requests:
-			if !ok {
-				return
-			}
+		case req := <-g.requests:
 			first = req
+		case <-g.quit:
+			return
 		}
 		batch := g.gather([]*writeRequest{first})
 		if len(batch) < gatherAfterYield {
@@ -145,10 +148,7 @@ const gatherAfterYield = 8
 func (g *groupCommit) gather(batch []*writeRequest) []*writeRequest {
 	for len(batch) < g.maxBatch {
 		select {
-		case req, ok := <-g.requests:
-			if !ok {
-				return batch
-			}
+		case req := <-g.requests:
 			batch = append(batch, req)
 		default:
 			return batch

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -28,16 +29,9 @@ func createWrite(user int64, id string, version *int64) *pipedWrite {
 // and none is stored twice. A batch with no bad statement commits every
 // write with its own answer, a write that matched no row included.
 func TestPipelineBatchFailsAsAWholeThenEachRunsAlone(t *testing.T) {
-	if os.Getenv("TEST_DATABASE_URL") == "" {
-		t.Skip("PostgreSQL only: TEST_DATABASE_URL is not set")
-	}
 	ctx := context.Background()
-	s := openTestStore(t, postgresBackend)
-	var users []int64
-	for i := range 4 {
-		_, acct := newAccount(t, s, s, fmt.Sprintf("user%d", i))
-		users = append(users, acct.id)
-	}
+	s, users := postgresStoreWithUsers(t, 4)
+	_, other := newAccount(t, s, s, "other") // the one whose rename matches no row
 	taken := newUUID()
 	if _, err := s.CreateCollection(ctx, users[0], collection{UUID: taken, Title: "first"}, nil); err != nil {
 		t.Fatal(err)
@@ -68,8 +62,8 @@ func TestPipelineBatchFailsAsAWholeThenEachRunsAlone(t *testing.T) {
 			}
 			// A rename of a collection that is not there matches no row.
 			var title string
-			missing := &pipedWrite{ctx: ctx, user: users[3], query: updateQuery,
-				args:   []any{newUUID(), users[3], ptr("x"), nil, nil, nil},
+			missing := &pipedWrite{ctx: ctx, user: other.id, query: updateQuery,
+				args:   []any{newUUID(), other.id, ptr("x"), nil, nil, nil},
 				scan:   func(row rowScanner) error { return row.Scan(&title, &title, &title, &versions[len(users)]) },
 				result: make(chan error, 1)}
 			batch = append(batch, missing)
@@ -110,6 +104,23 @@ func TestPipelineBatchFailsAsAWholeThenEachRunsAlone(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// postgresStoreWithUsers opens a store on a fresh PostgreSQL database
+// with n accounts, and returns their ids; it skips the test without
+// TEST_DATABASE_URL.
+func postgresStoreWithUsers(t *testing.T, n int) (*Store, []int64) {
+	t.Helper()
+	if os.Getenv("TEST_DATABASE_URL") == "" {
+		t.Skip("PostgreSQL only: TEST_DATABASE_URL is not set")
+	}
+	s := openTestStore(t, postgresBackend)
+	var users []int64
+	for i := range n {
+		_, acct := newAccount(t, s, s, fmt.Sprintf("user%d", i))
+		users = append(users, acct.id)
+	}
+	return s, users
+}
 
 // TestPipelineAcrossInstances: two instances on one PostgreSQL database,
 // many callers each creating and renaming collections of the same few
@@ -233,15 +244,96 @@ func TestPipelineWaitsForAConnectionOnlyWhileACallerWaits(t *testing.T) {
 	}
 	done := make(chan error, 1)
 	go func() {
-		_, err := (&writePipeline{pool: s.db.write}).together(batch)
+		_, notApplied, err := (&writePipeline{pool: s.db.write}).together(batch)
+		if !notApplied {
+			err = fmt.Errorf("not known to be unapplied: %w", err)
+		}
 		done <- err
 	}()
 	select {
 	case err := <-done:
-		if !errors.Is(err, errNotSent) {
-			t.Fatalf("got %v, want errNotSent", err)
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("got %v, want the wait given up, not applied", err)
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("the batch still waits for a connection after its callers have gone")
 	}
+}
+
+// TestPipelineALockedUserHoldsUpNoOther: while another transaction holds
+// one user's row, writes for other users, batched with a write for that
+// user or after it, are all answered, and the locked user's own write
+// lands once the lock is gone.
+func TestPipelineALockedUserHoldsUpNoOther(t *testing.T) {
+	ctx := context.Background()
+	s, users := postgresStoreWithUsers(t, 8)
+	lock, err := s.db.write.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := lock.Exec(`SELECT 1 FROM user_versions WHERE user_id = $1 FOR UPDATE`, users[0]); err != nil {
+		t.Fatal(err)
+	}
+	var released atomic.Bool
+	lockedDone := make(chan error, 1)
+	go func() {
+		_, err := s.CreateCollection(ctx, users[0], collection{UUID: newUUID(), Title: "locked"}, nil)
+		lockedDone <- err
+	}()
+	var wg sync.WaitGroup
+	for round := range 3 {
+		for _, u := range users[1:] {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				_, err := s.CreateCollection(ctx, u, collection{UUID: newUUID(), Title: "free"}, nil)
+				switch {
+				case err != nil:
+					t.Errorf("round %d, user %d: %v", round, u, err)
+				case released.Load():
+					t.Errorf("round %d, user %d: answered only once the other user's lock was gone", round, u)
+				}
+			}()
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	others := make(chan struct{})
+	go func() { wg.Wait(); close(others) }()
+	select {
+	case <-others:
+	case <-time.After(10 * time.Second):
+		t.Error("writes of other users still wait on one user's lock after 10 s")
+	}
+	time.Sleep(batchLockTimeout) // the locked write keeps waiting, alone
+	released.Store(true)
+	if err := lock.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	<-others
+	if err := <-lockedDone; err != nil {
+		t.Fatalf("the locked user's write, once the lock is gone: %v", err)
+	}
+	var n int
+	if err := s.db.read.QueryRow(`SELECT count(*) FROM collections`).Scan(&n); err != nil || n != 1+3*7 {
+		t.Fatalf("%d collections stored (%v), want %d", n, err, 1+3*7)
+	}
+}
+
+// TestWriteAfterCloseIsUnavailable: a write that comes once the store is
+// closed (a handler still running when shutdown stops waiting) is
+// answered "unavailable", on either backend, and does not panic.
+func TestWriteAfterCloseIsUnavailable(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, be backend) {
+		ctx := context.Background()
+		s, err := openStore(ctx, be.dsn(t), poolConfig{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, acct := newAccount(t, s, s, "late")
+		s.Close()
+		_, err = s.CreateCollection(ctx, acct.id, collection{UUID: newUUID(), Title: "late"}, nil)
+		if !isUnavailable(err) {
+			t.Fatalf("a create after close: %v, want an unavailable error", err)
+		}
+	})
 }
