@@ -625,8 +625,12 @@ log "part 4: 70 quick register/login requests from one address (AUTH_RATE_PER_IP
 rate_run quick abc
 # Real: the right password, so that every request served hashes one.
 rate_run real "correct horse battery"
-if [[ ${q[quick.first429]} == 61 && ${q[quick.n429]} == 10 && ${q[quick.n429ra]} == 10 ]]; then
-  check OK "the per-address limit: 70 quick requests in ${q[quick.secs]} s, 1–60 served, 61–70 answered 429 with Retry-After (${q[quick.ra]} s)"
+# The bucket refills while they arrive: one more is served for each whole
+# second the 70 take.
+quick_allowed=$(awk -v s="${q[quick.secs]}" 'BEGIN {printf "%d", 60 + s}')
+if [[ ${q[quick.first429]} != none ]] && ((${q[quick.first429]} > 60 && ${q[quick.first429]} <= quick_allowed + 1 &&
+  ${q[quick.n429]} == ${q[quick.n429ra]})); then
+  check OK "the per-address limit: 70 quick requests in ${q[quick.secs]} s, the first $((${q[quick.first429]} - 1)) served (60 + about 1 a second refilled), every 429 with Retry-After (${q[quick.ra]} s)"
 else
   check FAIL "the per-address limit, 70 quick requests in ${q[quick.secs]} s: statuses ${q[quick.codes]}, first 429 at request ${q[quick.first429]}, ${q[quick.n429ra]} of ${q[quick.n429]} 429s with Retry-After ≥ 1"
 fi
