@@ -280,8 +280,9 @@ func (d *db) Describe() string { return d.desc }
 // maxWriteBatch is how many writes one transaction takes at most.
 const maxWriteBatch = 64
 
-// Close waits for the writes under way, then closes every statement and
-// connection.
+// Close waits for the writes its writers have taken, then closes every
+// statement and connection. A write being run alone at that moment (a
+// handler still running when shutdown gave up waiting) fails.
 func (d *db) Close() error {
 	if d.writer != nil {
 		d.writer.close()

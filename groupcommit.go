@@ -74,7 +74,7 @@ func newGroupCommit(d *db, maxBatch int) *groupCommit {
 
 // run queues fn and returns its outcome once it is committed, or why it
 // was not. It returns at once when ctx ends before the write is taken
-// into a batch.
+// into a batch, and errDatabaseClosed once the writer is closed.
 func (g *groupCommit) run(ctx context.Context, fn func(*writeTx) error) error {
 	req := &writeRequest{ctx: ctx, fn: fn, result: make(chan error, 1)}
 	select {
@@ -102,7 +102,8 @@ func (g *groupCommit) hold(fn func()) bool {
 	return true
 }
 
-// close stops the writer once the writes queued so far are done.
+// close stops the writer once the writes it has taken are done; a write
+// that comes after gets errDatabaseClosed.
 func (g *groupCommit) close() {
 	close(g.quit)
 	<-g.done

@@ -31,11 +31,14 @@ import (
 // batch), in ascending user order, and each write locks rows of its own
 // user only. So two batches, of this process or of another instance, lock
 // users in the same order and cannot wait on each other in a cycle. A
-// batch waits at most batchLockTimeout for a lock (a long transaction of
-// another instance, say); then it is rolled back and its writes run alone,
-// each waiting as long as its caller does, so that one user's lock holds
-// up no other user for longer. One batch is in flight at a time: while it
-// runs, the next gathers. (Four in flight made batches smaller, and cost
+// batch waits at most batchLockTimeout for each row lock (held by a long
+// transaction of another instance, say); then it is rolled back and its
+// writes run alone, each waiting as long as its caller does. So a user
+// whose row stays locked delays each batch that carries one of its writes
+// by batchLockTimeout, not by the lock's whole length. (Nothing remembers
+// the locked user: while it keeps writing, each such batch pauses, then
+// runs alone.) One batch is in flight at a time: while it runs, the next
+// gathers. (Four in flight made batches smaller, and cost
 // 10-15% of the crowd's throughput with 10% writes.)
 //
 // Why: a PostgreSQL write costs its server about 190 µs of CPU as a
@@ -93,7 +96,8 @@ func newWritePipeline(pool *sql.DB, maxBatch int) *writePipeline {
 // run queues w and returns its outcome once committed, errRunAlone, or
 // why it was not run. It returns at once when w.ctx ends before the write
 // is taken into a batch; once taken, the write is answered when its batch
-// is, within batchLockTimeout of any lock wait.
+// is, each of its batch's lock waits bounded by batchLockTimeout. Once the
+// pipeline is closed, it returns errDatabaseClosed.
 func (p *writePipeline) run(w *pipedWrite) error {
 	w.result = make(chan error, 1)
 	select {
