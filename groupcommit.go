@@ -125,12 +125,7 @@ func (g *groupCommit) loop() {
 		case <-g.quit:
 			return
 		}
-		batch := g.gather([]*writeRequest{first})
-		if len(batch) < gatherAfterYield {
-			// Let the requests that are about to queue a write do so.
-			runtime.Gosched()
-			batch = g.gather(batch)
-		}
+		batch := gather(g.requests, []*writeRequest{first}, g.maxBatch)
 		g.commit(batch)
 		g.batches.Add(1)
 	}
@@ -145,11 +140,25 @@ func (g *groupCommit) loop() {
 // several writes changed once.
 const gatherAfterYield = 8
 
-// gather adds to batch the writes already waiting, up to maxBatch.
-func (g *groupCommit) gather(batch []*writeRequest) []*writeRequest {
-	for len(batch) < g.maxBatch {
+// gather adds to batch what already waits on requests, up to maxBatch;
+// a batch still smaller than gatherAfterYield then lets the goroutines
+// about to send run (one yield) and gathers again. Both writers, SQLite's
+// and PostgreSQL's (writePipeline), gather so.
+func gather[T any](requests <-chan T, batch []T, maxBatch int) []T {
+	batch = takeWaiting(requests, batch, maxBatch)
+	if len(batch) < gatherAfterYield {
+		runtime.Gosched()
+		batch = takeWaiting(requests, batch, maxBatch)
+	}
+	return batch
+}
+
+// takeWaiting adds to batch what already waits on requests, up to
+// maxBatch.
+func takeWaiting[T any](requests <-chan T, batch []T, maxBatch int) []T {
+	for len(batch) < maxBatch {
 		select {
-		case req := <-g.requests:
+		case req := <-requests:
 			batch = append(batch, req)
 		default:
 			return batch

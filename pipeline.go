@@ -6,7 +6,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"runtime"
 	"slices"
 	"sync/atomic"
 	"time"
@@ -131,27 +130,9 @@ func (p *writePipeline) loop() {
 				return
 			}
 		}
-		batch = p.gather(batch)
-		if len(batch) < gatherAfterYield {
-			runtime.Gosched() // as groupCommit: let the writes about to come join
-			batch = p.gather(batch)
-		}
-		batch, carried = onePerUser(batch)
+		batch, carried = onePerUser(gather(p.requests, batch, p.maxBatch))
 		p.commit(batch)
 	}
-}
-
-// gather adds to batch the writes already waiting, up to maxBatch.
-func (p *writePipeline) gather(batch []*pipedWrite) []*pipedWrite {
-	for len(batch) < p.maxBatch {
-		select {
-		case w := <-p.requests:
-			batch = append(batch, w)
-		default:
-			return batch
-		}
-	}
-	return batch
 }
 
 // onePerUser splits batch into its first write of each user, in ascending
