@@ -91,38 +91,61 @@ func parseCollectionInput(o jsonObject, create bool) (collectionInput, fieldProb
 	if in.Description != nil {
 		checkText(p, "description", *in.Description, maxDescriptionChars, false)
 	}
-	if raw, ok := o.list(p, "movies", "movies"); ok {
-		if len(raw) > maxMovies {
-			p["movies"] = fmt.Sprintf("must hold at most %d movies", maxMovies)
-		} else {
-			movies, genres := parseMovies(p, raw)
+	switch raw := o["movies"]; {
+	case raw == nil || isNull(raw):
+	case raw[0] != '[':
+		p["movies"] = "must be a list"
+	default:
+		if movies, genres, ok := parseMovies(p, raw); ok {
 			in.Movies, in.Genres = &movies, genres
 		}
 	}
 	return in, p
 }
 
-// parseMovies reads the movies of a collection body, each kept once, and
-// counts their genres.
-func parseMovies(p fieldProblems, raw []json.RawMessage) ([]movie, map[string]int) {
-	movies := make([]movie, 0, len(raw))
-	seen := make(map[string]bool, len(raw))
-	for i, r := range raw {
-		m, ok := parseMovie(p, i, r)
-		if !ok || seen[m.UUID] {
-			continue
+// parseMovies reads the movies of a collection body, the list raw, each
+// kept once, and counts their genres. It reads the list in one pass, each
+// movie as it comes; ok is false when there are more than maxMovies, and
+// then no movie's own problem is reported.
+func parseMovies(p fieldProblems, raw []byte) (movies []movie, genres map[string]int, ok bool) {
+	movies = make([]movie, 0, min(len(raw)/minMovieBytes+1, maxMovies))
+	seen := make(map[string]bool, cap(movies))
+	// The movies' plain strings are cut from one copy of the list, not
+	// copied one by one: they are read for this request only.
+	text := string(raw)
+	i := skipSpace(raw, 1)
+	for n := 0; raw[i] != ']'; n++ {
+		if n == maxMovies {
+			for path := range p {
+				if strings.HasPrefix(path, "movies[") {
+					delete(p, path)
+				}
+			}
+			p["movies"] = fmt.Sprintf("must hold at most %d movies", maxMovies)
+			return nil, nil, false
 		}
-		seen[m.UUID] = true
-		movies = append(movies, m)
+		var m movie
+		var valid bool
+		m, valid, i = parseMovie(p, n, raw, text, i)
+		if valid && !seen[m.UUID] {
+			seen[m.UUID] = true
+			movies = append(movies, m)
+		}
+		i = nextItem(raw, i)
 	}
 	// The distinct genres of the movies kept, as they will be counted.
-	genres := countGenres(movies)
+	genres = countGenres(movies)
 	if len(genres) > maxCollectionGenres || genreNameBytes(genres) > maxCollectionGenreBytes {
 		p["movies"] = fmt.Sprintf("must have at most %d distinct genres in all, of at most %d bytes together",
 			maxCollectionGenres, maxCollectionGenreBytes)
 	}
-	return movies, genres
+	return movies, genres, true
 }
+
+// minMovieBytes is a first guess at how many bytes of a body a movie
+// takes, to size what parseMovies keeps (a UUID and a title take 60,
+// the catalogue's movies with their descriptions 200 to 400).
+const minMovieBytes = 128
 
 // genreNameBytes is how many bytes the names of genres take as JSON
 // writes them, without their quotes.
@@ -136,45 +159,61 @@ func genreNameBytes(genres map[string]int) int {
 	return n
 }
 
-// parseMovie reads and validates movie i of a collection body; ok is
-// false when it has problems. A field's path ("movies[3].uuid") is built
-// only for a problem: a valid movie costs no path.
-func parseMovie(p fieldProblems, i int, raw json.RawMessage) (m movie, ok bool) {
+// parseMovie reads and validates movie n of a collection body, the value
+// at i of the list raw (whose copy is text), and returns where that value
+// ends; valid is false when the movie has problems. A field's path ("movies[3].uuid")
+// is built only for a problem: a valid movie costs no path.
+func parseMovie(p fieldProblems, n int, raw []byte, text string, i int) (m movie, valid bool, end int) {
 	problem := func(name, what string) {
-		p["movies["+strconv.Itoa(i)+"]"+name] = what
-		ok = false
+		p["movies["+strconv.Itoa(n)+"]"+name] = what
+		valid = false
 	}
-	if len(raw) == 0 || raw[0] != '{' {
+	if raw[i] != '{' {
 		problem("", "must be an object")
-		return m, false
+		return m, false, valueEnd(raw, i)
 	}
+	// Each member's value, by field: a name given twice keeps its last.
 	var fields [numMovieFields]json.RawMessage
-	eachMember(raw, func(name []byte, value json.RawMessage) {
-		for f, field := range movieFields {
-			if string(name) == field {
-				fields[f] = value // a name given twice keeps its last value
-				break
-			}
+	var starts [numMovieFields]int
+	var plain [numMovieFields]bool
+	for i = skipSpace(raw, i+1); raw[i] != '}'; {
+		nameEnd, plainName := scanString(raw, i)
+		f := movieField(raw[i:nameEnd], plainName)
+		i = skipSpace(raw, skipSpace(raw, nameEnd)+1) // past the colon
+		valueStart, isPlain := i, false
+		if raw[i] == '"' {
+			i, isPlain = scanString(raw, i)
+		} else {
+			i = valueEnd(raw, i)
 		}
-	})
-	ok = true
-	var text [numMovieFields]string
+		if f >= 0 {
+			fields[f], starts[f], plain[f] = raw[valueStart:i], valueStart, isPlain
+		}
+		i = nextItem(raw, i)
+	}
+	end = i + 1
+	valid = true
+	var values [numMovieFields]string
 	var bad [numMovieFields]bool
 	for f, value := range fields {
 		var what string
-		text[f], what = stringValue(value)
+		if plain[f] {
+			values[f] = text[starts[f]+1 : starts[f]+len(value)-1]
+		} else {
+			values[f], what = stringValue(value)
+		}
 		if what != "" {
 			problem("."+movieFields[f], what)
 			bad[f] = true
 		}
 	}
-	m = movie{Title: text[fieldTitle], Description: text[fieldDescription], Genres: text[fieldGenres], UUID: text[fieldUUID]}
+	m = movie{Title: values[fieldTitle], Description: values[fieldDescription], Genres: values[fieldGenres], UUID: values[fieldUUID]}
 	if !bad[fieldUUID] {
-		id, valid := canonicalUUID(m.UUID)
+		id, ok := canonicalUUID(m.UUID)
 		switch {
 		case fields[fieldUUID] == nil || m.UUID == "":
 			problem(".uuid", "is required")
-		case !valid:
+		case !ok:
 			problem(".uuid", "is not a valid UUID")
 		}
 		m.UUID = id
@@ -190,7 +229,28 @@ func parseMovie(p fieldProblems, i int, raw json.RawMessage) (m movie, ok bool) 
 	if what := genresProblem(m.Genres); what != "" {
 		problem(".genres", what)
 	}
-	return m, ok
+	return m, valid, end
+}
+
+// movieField is which field of a movie the member name raw (a JSON
+// string, quotes included) names, or -1. A plain name (scanString) is
+// compared as it is; any other is decoded first.
+func movieField(raw []byte, plain bool) int {
+	name := string(raw[1 : len(raw)-1]) // not copied: only compared
+	if !plain {
+		name = unquote(raw)
+	}
+	switch name {
+	case "title":
+		return fieldTitle
+	case "description":
+		return fieldDescription
+	case "genres":
+		return fieldGenres
+	case "uuid":
+		return fieldUUID
+	}
+	return -1
 }
 
 // The members of a movie, as parseMovie reads them.
@@ -221,7 +281,7 @@ func checkText(p fieldProblems, field, s string, maxChars int, required bool) {
 // or is blank where required; "" when nothing is.
 func textProblem(s string, maxChars int, required bool) string {
 	switch {
-	case len(s) > 4*maxChars || utf8.RuneCountInString(s) > maxChars:
+	case len(s) > maxChars && (len(s) > 4*maxChars || utf8.RuneCountInString(s) > maxChars):
 		return fmt.Sprintf("must be at most %d characters", maxChars)
 	case hasNUL(s):
 		return "must not contain the NUL character"
@@ -239,6 +299,8 @@ func genresProblem(genres string) string {
 		return fmt.Sprintf("must be at most %d bytes", maxGenresBytes)
 	case hasNUL(genres):
 		return "must not contain the NUL character"
+	case len(genres) <= maxGenreBytes:
+		return "" // no genre of it can be longer
 	}
 	for g := range strings.SplitSeq(genres, ",") {
 		g = strings.TrimSpace(g)
@@ -252,35 +314,41 @@ func genresProblem(genres string) string {
 // canonicalUUID returns s in lowercase canonical form
 // (xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx) and whether s is a UUID at all.
 func canonicalUUID(s string) (string, bool) {
-	if len(s) != 36 {
+	if len(s) != 36 || s[8] != '-' || s[13] != '-' || s[18] != '-' || s[23] != '-' {
 		return "", false
 	}
 	var b [36]byte
 	upper := false
-	for i := 0; i < 36; i++ {
+	for i := range 36 {
 		c := s[i]
-		switch i {
-		case 8, 13, 18, 23:
-			if c != '-' {
-				return "", false
-			}
-		default:
-			switch {
-			case '0' <= c && c <= '9', 'a' <= c && c <= 'f':
-			case 'A' <= c && c <= 'F':
-				c += 'a' - 'A'
-				upper = true
-			default:
-				return "", false
-			}
+		if i == 8 || i == 13 || i == 18 || i == 23 {
+			b[i] = c
+			continue
 		}
-		b[i] = c
+		lower := lowerHex[c]
+		if lower == 0 {
+			return "", false
+		}
+		upper = upper || lower != c
+		b[i] = lower
 	}
 	if !upper {
 		return s, true // already canonical: no copy
 	}
 	return string(b[:]), true
 }
+
+// lowerHex maps each hex digit to its lowercase form, and every other
+// byte to 0.
+var lowerHex = func() (t [256]byte) {
+	for _, c := range "0123456789abcdef" {
+		t[c] = byte(c)
+	}
+	for _, c := range "ABCDEF" {
+		t[c] = byte(c) + 'a' - 'A'
+	}
+	return t
+}()
 
 // newUUID returns a random (version 4) UUID.
 func newUUID() string {
@@ -322,22 +390,54 @@ func formatUUID(b [16]byte, version byte) string {
 // countGenres returns how many of movies carry each genre. A movie's
 // genres are the comma-separated parts of its genres, trimmed, empty
 // parts skipped, each counted once per movie. Linear in the length of
-// the genres.
+// the genres: a movie's genres already counted are looked for among the
+// few before, or, past a few, in a set.
 func countGenres(movies []movie) map[string]int {
 	counts := map[string]int{}
-	counted := map[string]int{} // the movie that last counted each genre, plus one
-	for i, m := range movies {
-		for part := range strings.SplitSeq(m.Genres, ",") {
-			g := strings.TrimSpace(part)
-			if g == "" || counted[g] == i+1 {
-				continue
+	var mine []string        // the current movie's genres counted so far
+	var many map[string]bool // the same, for a movie with many
+	for _, m := range movies {
+		mine = mine[:0]
+		clear(many)
+		for rest := m.Genres; rest != ""; {
+			part := rest
+			if comma := strings.IndexByte(rest, ','); comma >= 0 {
+				part, rest = rest[:comma], rest[comma+1:]
+			} else {
+				rest = ""
 			}
-			counted[g] = i + 1
+			g := strings.TrimSpace(part)
+			switch {
+			case g == "":
+				continue
+			case len(mine) < fewGenres:
+				if slices.Contains(mine, g) {
+					continue
+				}
+				mine = append(mine, g)
+			default:
+				if many == nil {
+					many = make(map[string]bool)
+				}
+				if len(many) == 0 {
+					for _, g := range mine {
+						many[g] = true
+					}
+				}
+				if many[g] {
+					continue
+				}
+				many[g] = true
+			}
 			counts[g]++
 		}
 	}
 	return counts
 }
+
+// fewGenres is how many of a movie's genres countGenres looks through,
+// one by one, before it keeps them in a set.
+const fewGenres = 8
 
 // encodeGenreCounts is the stored form of a collection's genre counts:
 // the JSON object encoding/json writes of them, without HTML escaping (a

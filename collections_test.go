@@ -7,6 +7,7 @@ import (
 	"maps"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -222,6 +223,60 @@ func testCollectionCreateAndGet(t *testing.T, be backend) {
 	res = app.do("GET", "/collection/"+strings.ToUpper(id2)+"/", u.token, nil).mustStatus(t, 200)
 	if !strings.Contains(string(res.body), `"description":""`) || !strings.Contains(string(res.body), `"movies":[]`) {
 		t.Fatalf("bare collection: %s", res.body)
+	}
+}
+
+// parseCollectionInput reads a body's movies in one pass, as they come:
+// what it keeps and what it refuses, for the bodies a careless or a
+// hostile client sends, whatever the spelling of the JSON.
+func TestParseMovies(t *testing.T) {
+	const id, id2 = "57baf4f4-c9ef-4197-9e4f-acf04eae5b4d", "720e8796-5397-4e81-9bd7-763789463707"
+	tooMany := strings.Repeat(`{"uuid":"`+id+`","title":"x"},`, maxMovies) + `{"uuid":"bad","title":"x"}`
+	tests := []struct {
+		name     string
+		movies   string // the list
+		want     []movie
+		problems []string // paths, when refused
+	}{
+		{"none", `[]`, []movie{}, nil},
+		{"one", `[{"uuid":"` + id + `","title":"Queerama","description":"d","genres":"Drama"}]`,
+			[]movie{{UUID: id, Title: "Queerama", Description: "d", Genres: "Drama"}}, nil},
+		{"space everywhere", " [ \n{ \"title\" : \"x\" ,\t\"uuid\"\r: \"" + id + "\" } , {\"uuid\":\"" + id2 + "\",\"title\":\"y\"}\n] ",
+			[]movie{{UUID: id, Title: "x"}, {UUID: id2, Title: "y"}}, nil},
+		{"names escaped", `[{"\u0075uid":"` + id + `","t\u0069tle":"x"}]`, []movie{{UUID: id, Title: "x"}}, nil},
+		{"values escaped", `[{"uuid":"` + id + `","title":"Caf\u00e9 \"x\"\n","genres":"A\/B"}]`,
+			[]movie{{UUID: id, Title: "Caf\u00e9 \"x\"\n", Genres: "A/B"}}, nil},
+		{"not ASCII", `[{"uuid":"` + id + `","title":"Amélie 🎬"}]`, []movie{{UUID: id, Title: "Amélie 🎬"}}, nil},
+		{"a name given twice keeps its last value", `[{"uuid":"bad","title":"x","uuid":"` + id + `"}]`, []movie{{UUID: id, Title: "x"}}, nil},
+		{"the last value is the one checked", `[{"uuid":"` + id + `","title":"x","uuid":"bad"}]`, nil, []string{"movies[0].uuid"}},
+		{"unknown members of any kind", `[{"x":{"a":["}",{"b":"]\""}],"c":null},"uuid":"` + id + `","y":[1,-2.5e3,true],"title":"x","z":"\\"}]`,
+			[]movie{{UUID: id, Title: "x"}}, nil},
+		{"UUID made canonical, a movie kept once", `[{"uuid":"` + strings.ToUpper(id) + `","title":"x"},{"uuid":"` + id + `","title":"again"}]`,
+			[]movie{{UUID: id, Title: "x"}}, nil},
+		{"each bad movie by its place", `[{"uuid":"` + id + `","title":"x"},7,{"title":"x"},{"uuid":"` + id2 + `","title":"x\u0000","genres":5},"s"]`,
+			nil, []string{"movies[1]", "movies[2].uuid", "movies[3].title", "movies[3].genres", "movies[4]"}},
+		{"text that is not UTF-8", "[{\"uuid\":\"" + id + "\",\"title\":\"\xff\"}]", nil, []string{"movies[0].title"}},
+		{"a lone surrogate", `[{"uuid":"` + id + `","title":"\ud800"}]`, nil, []string{"movies[0].title"}},
+		{"1,001 movies: the count only", "[" + tooMany + "]", nil, []string{"movies"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			o, err := parseObject([]byte(`{"title":"t","movies":` + tt.movies + `}`))
+			if err != nil {
+				t.Fatal(err)
+			}
+			in, p := parseCollectionInput(o, true)
+			got := slices.Sorted(maps.Keys(p))
+			if want := slices.Sorted(slices.Values(tt.problems)); !slices.Equal(got, want) {
+				t.Fatalf("problems %v, want at %v", p, want)
+			}
+			if tt.problems != nil {
+				return
+			}
+			if in.Movies == nil || !slices.Equal(*in.Movies, tt.want) {
+				t.Fatalf("movies %+v, want %+v", in.Movies, tt.want)
+			}
+		})
 	}
 }
 

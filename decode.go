@@ -177,19 +177,6 @@ func hex4(b []byte) (rune, bool) {
 	return rune(n), err == nil
 }
 
-// list reads member name of o as a list. Absent or null is nil, false.
-func (o jsonObject) list(p fieldProblems, path, name string) ([]json.RawMessage, bool) {
-	raw, ok := o[name]
-	if !ok || isNull(raw) {
-		return nil, false
-	}
-	if raw[0] != '[' {
-		p[path] = "must be a list"
-		return nil, false
-	}
-	return splitList(raw), true
-}
-
 func isNull(raw json.RawMessage) bool { return string(raw) == "null" }
 
 // The scanner below splits JSON that validJSON has accepted: every value
@@ -220,18 +207,6 @@ func eachMember(raw []byte, f func(name []byte, value json.RawMessage)) {
 		f(name, raw[i:end])
 		i = nextItem(raw, end)
 	}
-}
-
-// splitList returns the elements of the list raw.
-func splitList(raw []byte) []json.RawMessage {
-	var l []json.RawMessage
-	i := skipSpace(raw, 1)
-	for raw[i] != ']' {
-		end := valueEnd(raw, i)
-		l = append(l, raw[i:end])
-		i = nextItem(raw, end)
-	}
-	return l
 }
 
 // nextItem skips the space and the comma, if any, after an item ending
@@ -302,6 +277,18 @@ func stringEnd(raw []byte, i int) int {
 			return i + 1
 		}
 	}
+}
+
+// scanString returns where the string that starts at i ends, past its
+// closing quote, and whether it is plain (plainRun): ASCII with no
+// escape and no control character, so that its text is its bytes, as
+// many characters as bytes, with no NUL. Most strings of a body are, and plainRun reads them eight bytes
+// at a time.
+func scanString(raw []byte, i int) (end int, plain bool) {
+	if j := plainRun(raw, i+1); j < len(raw) && raw[j] == '"' {
+		return j + 1, true
+	}
+	return stringEnd(raw, i), false
 }
 
 // unquote returns the text of the JSON string raw. One with no escape is

@@ -406,7 +406,12 @@ func checkSplit(t *testing.T, raw []byte) {
 		if err := json.Unmarshal(raw, &want); err != nil {
 			t.Fatalf("encoding/json refuses %s: %v", raw, err)
 		}
-		got := splitList(raw)
+		var got []json.RawMessage // as parseMovies walks a list
+		for i := skipSpace(raw, 1); raw[i] != ']'; {
+			end := valueEnd(raw, i)
+			got = append(got, raw[i:end])
+			i = nextItem(raw, end)
+		}
 		if len(got) != len(want) {
 			t.Fatalf("%s: elements %q, want %q", raw, got, want)
 		}
@@ -424,12 +429,27 @@ func checkSplit(t *testing.T, raw []byte) {
 		if got := unquote(raw); got != want {
 			t.Fatalf("%s: text %q, want %q", raw, got, want)
 		}
+		end, plain := scanString(raw, 0)
+		if end != len(raw) || plain && (string(raw[1:end-1]) != want || !isPlainText(want)) {
+			t.Fatalf("%s: scanString ends at %d of %d, plain %t; text %q", raw, end, len(raw), plain, want)
+		}
 		// A member's value: its text when it is valid text, else refused.
 		got, problem := stringValue(raw)
 		if ok := validText(raw); ok != (problem == "") || ok && got != want {
 			t.Fatalf("%s: stringValue %q, %q; valid text: %t, want %q", raw, got, problem, ok, want)
 		}
 	}
+}
+
+// isPlainText reports whether s is printable ASCII with no quote or
+// backslash, read byte by byte.
+func isPlainText(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < 0x20 || s[i] >= 0x80 || s[i] == '"' || s[i] == '\\' {
+			return false
+		}
+	}
+	return true
 }
 
 // A collection's answer, written by hand for speed, says what
