@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -46,6 +45,9 @@ type collectionInput struct {
 	Description *string
 	Movies      *[]movie
 	// Genres counts the genres of Movies (countGenres), when they are set.
+	// The movies' strings, and so the genres' names, may be cut from one
+	// copy of the body's list (parseMovies): what keeps one past the
+	// request keeps a copy of it, as the response cache does.
 	Genres map[string]int
 }
 
@@ -109,7 +111,7 @@ func parseCollectionInput(o jsonObject, create bool) (collectionInput, fieldProb
 // then no movie's own problem is reported.
 func parseMovies(p fieldProblems, raw []byte) (movies []movie, genres map[string]int, ok bool) {
 	movies = make([]movie, 0, min(len(raw)/minMovieBytes+1, maxMovies))
-	seen := make(map[string]bool, cap(movies))
+	var seen stringSet
 	// The movies' plain strings are cut from one copy of the list, not
 	// copied one by one: they are read for this request only.
 	text := string(raw)
@@ -127,8 +129,7 @@ func parseMovies(p fieldProblems, raw []byte) (movies []movie, genres map[string
 		var m movie
 		var valid bool
 		m, valid, i = parseMovie(p, n, raw, text, i)
-		if valid && !seen[m.UUID] {
-			seen[m.UUID] = true
+		if valid && seen.add(m.UUID) {
 			movies = append(movies, m)
 		}
 		i = nextItem(raw, i)
@@ -153,6 +154,10 @@ func genreNameBytes(genres map[string]int) int {
 	n := 0
 	var buf []byte
 	for g := range genres {
+		if plainRun(g, 0) == len(g) {
+			n += len(g) // written as it is
+			continue
+		}
 		buf = appendJSONString(buf[:0], g)
 		n += len(buf) - 2
 	}
@@ -390,15 +395,12 @@ func formatUUID(b [16]byte, version byte) string {
 // countGenres returns how many of movies carry each genre. A movie's
 // genres are the comma-separated parts of its genres, trimmed, empty
 // parts skipped, each counted once per movie. Linear in the length of
-// the genres: a movie's genres already counted are looked for among the
-// few before, or, past a few, in a set.
+// the genres.
 func countGenres(movies []movie) map[string]int {
 	counts := map[string]int{}
-	var mine []string        // the current movie's genres counted so far
-	var many map[string]bool // the same, for a movie with many
+	var mine stringSet // the current movie's genres counted so far
 	for _, m := range movies {
-		mine = mine[:0]
-		clear(many)
+		mine.clear()
 		for rest := m.Genres; rest != ""; {
 			part := rest
 			if comma := strings.IndexByte(rest, ','); comma >= 0 {
@@ -406,44 +408,69 @@ func countGenres(movies []movie) map[string]int {
 			} else {
 				rest = ""
 			}
-			g := strings.TrimSpace(part)
-			switch {
-			case g == "":
-				continue
-			case len(mine) < fewGenres:
-				if slices.Contains(mine, g) {
-					continue
-				}
-				mine = append(mine, g)
-			default:
-				if many == nil {
-					many = make(map[string]bool)
-				}
-				if len(many) == 0 {
-					for _, g := range mine {
-						many[g] = true
-					}
-				}
-				if many[g] {
-					continue
-				}
-				many[g] = true
+			if g := strings.TrimSpace(part); g != "" && mine.add(g) {
+				counts[g]++
 			}
-			counts[g]++
 		}
 	}
 	return counts
 }
 
-// fewGenres is how many of a movie's genres countGenres looks through,
-// one by one, before it keeps them in a set.
-const fewGenres = 8
+// stringSet is a set of strings that holds its first few in a slice,
+// looked through one by one, cheaper than a map's hashing for the few
+// genres of a movie or the few movies of a list, and the rest in a map,
+// so that a set of many stays linear.
+type stringSet struct {
+	few  []string
+	many map[string]bool
+}
+
+// setFew is how many strings a stringSet holds in its slice.
+const setFew = 8
+
+// add adds s, and reports whether s was not in the set already.
+func (set *stringSet) add(s string) bool {
+	if len(set.few) < setFew {
+		if slices.Contains(set.few, s) {
+			return false
+		}
+		if set.few == nil {
+			set.few = make([]string, 0, setFew)
+		}
+		set.few = append(set.few, s)
+		return true
+	}
+	// The slice is full: the map holds what it holds, and the rest.
+	if len(set.many) == 0 {
+		if set.many == nil {
+			set.many = make(map[string]bool, 2*setFew)
+		}
+		for _, f := range set.few {
+			set.many[f] = true
+		}
+	}
+	if set.many[s] {
+		return false
+	}
+	set.many[s] = true
+	return true
+}
+
+// clear empties the set, keeping its memory.
+func (set *stringSet) clear() {
+	set.few = set.few[:0]
+	clear(set.many)
+}
 
 // encodeGenreCounts is the stored form of a collection's genre counts:
 // the JSON object encoding/json writes of them, without HTML escaping (a
 // "<" stays one byte, not six), written by hand.
 func encodeGenreCounts(counts map[string]int) string {
-	genres := slices.Sorted(maps.Keys(counts))
+	genres := make([]string, 0, len(counts))
+	for g := range counts {
+		genres = append(genres, g)
+	}
+	slices.Sort(genres)
 	n := 2
 	for _, g := range genres {
 		n += len(g) + 24

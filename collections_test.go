@@ -779,3 +779,19 @@ func testCollectionBodyOfUnknownLength(t *testing.T, be backend) {
 		t.Fatalf("after three good creates and three bad ones: %+v", got)
 	}
 }
+
+// stringSet must answer as a map does, past its slice and after clear.
+func TestStringSet(t *testing.T) {
+	var set stringSet
+	for round := range 3 {
+		ref := map[string]bool{}
+		for i := range 40 {
+			s := strconv.Itoa((i * 7) % (10 + 10*round)) // repeats, more distinct each round
+			if got, want := set.add(s), !ref[s]; got != want {
+				t.Fatalf("round %d: add(%q) = %t, want %t", round, s, got, want)
+			}
+			ref[s] = true
+		}
+		set.clear()
+	}
+}
