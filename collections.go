@@ -108,8 +108,14 @@ func parseCollectionInput(o jsonObject, create bool) (collectionInput, fieldProb
 // parseMovies reads the movies of a collection body, the list raw, each
 // kept once, and counts their genres. It reads the list in one pass, each
 // movie as it comes; ok is false when there are more than maxMovies, and
-// then no movie's own problem is reported.
+// then no movie is read.
 func parseMovies(p fieldProblems, raw []byte) (movies []movie, genres map[string]int, ok bool) {
+	// More than maxMovies items take more than 2*maxMovies bytes; a list
+	// that long is counted first, more cheaply than its movies are read.
+	if len(raw) > 2*maxMovies && hasMoreItems(raw, maxMovies) {
+		p["movies"] = fmt.Sprintf("must hold at most %d movies", maxMovies)
+		return nil, nil, false
+	}
 	movies = make([]movie, 0, min(len(raw)/minMovieBytes+1, maxMovies))
 	var seen stringSet
 	// The movies' plain strings are cut from one copy of the list, not
@@ -117,15 +123,6 @@ func parseMovies(p fieldProblems, raw []byte) (movies []movie, genres map[string
 	text := string(raw)
 	i := skipSpace(raw, 1)
 	for n := 0; raw[i] != ']'; n++ {
-		if n == maxMovies {
-			for path := range p {
-				if strings.HasPrefix(path, "movies[") {
-					delete(p, path)
-				}
-			}
-			p["movies"] = fmt.Sprintf("must hold at most %d movies", maxMovies)
-			return nil, nil, false
-		}
 		var m movie
 		var valid bool
 		m, valid, i = parseMovie(p, n, raw, text, i)
@@ -141,6 +138,18 @@ func parseMovies(p fieldProblems, raw []byte) (movies []movie, genres map[string
 			maxCollectionGenres, maxCollectionGenreBytes)
 	}
 	return movies, genres, true
+}
+
+// hasMoreItems reports whether the list raw has more than n items.
+func hasMoreItems(raw []byte, n int) bool {
+	i := skipSpace(raw, 1)
+	for ; raw[i] != ']'; n-- {
+		if n == 0 {
+			return true
+		}
+		i = nextItem(raw, valueEnd(raw, i))
+	}
+	return false
 }
 
 // minMovieBytes is a first guess at how many bytes of a body a movie

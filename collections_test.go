@@ -258,6 +258,13 @@ func TestParseMovies(t *testing.T) {
 		{"text that is not UTF-8", "[{\"uuid\":\"" + id + "\",\"title\":\"\xff\"}]", nil, []string{"movies[0].title"}},
 		{"a lone surrogate", `[{"uuid":"` + id + `","title":"\ud800"}]`, nil, []string{"movies[0].title"}},
 		{"1,001 movies: the count only", "[" + tooMany + "]", nil, []string{"movies"}},
+		{"1,001 items, the fewest bytes", "[" + strings.Repeat("1,", maxMovies) + "1]", nil, []string{"movies"}},
+		{"1,000 items, each refused", "[" + strings.Repeat("1,", maxMovies-1) + "1]", nil, func() (paths []string) {
+			for i := range maxMovies {
+				paths = append(paths, "movies["+strconv.Itoa(i)+"]")
+			}
+			return paths
+		}()},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
