@@ -56,7 +56,10 @@ func TestCheckpointerKeepsTheWALSmall(t *testing.T) {
 // run over a WAL of restartFrames or more still has the WAL start over
 // (its header's checkpoint sequence number moves on) at the next write.
 // Otherwise it would grow to the writer's own limit, where the writer
-// holds every write up while it checkpoints.
+// holds every write up while it checkpoints. A run may miss, as its
+// design allows: a reader's snapshot stops its second copy short, or the
+// last copy takes longer than holdAtMost on a busy machine; the next run
+// (250 ms later in the service) tries again. So each round allows a few.
 func TestCheckpointerRestartsTheWALUnderSteadyWrites(t *testing.T) {
 	ctx := context.Background()
 	s := openTestStore(t, sqliteBackend)
@@ -133,13 +136,19 @@ func TestCheckpointerRestartsTheWALUnderSteadyWrites(t *testing.T) {
 			time.Sleep(10 * time.Millisecond)
 		}
 		before := sequence()
-		c.run(ctx)
-		// Let every writer have a write through, then look.
-		for n := writes.Load() + 32; writes.Load() < n && len(errs) == 0; {
-			time.Sleep(time.Millisecond)
-		}
-		if after := sequence(); after == before {
-			t.Fatalf("round %d: the WAL did not start over after a checkpointer run under steady writes (sequence %d)", round, after)
+		const runs = 5
+		for run := 1; ; run++ {
+			c.run(ctx)
+			// Let every writer have a write through, then look.
+			for n := writes.Load() + 32; writes.Load() < n && len(errs) == 0; {
+				time.Sleep(time.Millisecond)
+			}
+			if sequence() != before {
+				break
+			}
+			if run == runs {
+				t.Fatalf("round %d: the WAL did not start over after %d checkpointer runs under steady writes (sequence %d)", round, runs, before)
+			}
 		}
 	}
 }
