@@ -186,10 +186,12 @@ func parseMovie(p fieldProblems, n int, raw []byte, text string, i int) (m movie
 		problem("", "must be an object")
 		return m, false, valueEnd(raw, i)
 	}
-	// Each member's value, by field: a name given twice keeps its last.
-	var fields [numMovieFields]json.RawMessage
-	var starts [numMovieFields]int
-	var plain [numMovieFields]bool
+	// Where each field's value is in raw: a name given twice keeps its
+	// last; end 0: absent.
+	var fields [numMovieFields]struct {
+		start, end int
+		plain      bool // scanString's: its text is raw[start+1 : end-1]
+	}
 	for i = skipSpace(raw, i+1); raw[i] != '}'; {
 		nameEnd, plainName := scanString(raw, i)
 		f := movieField(raw[i:nameEnd], plainName)
@@ -201,7 +203,7 @@ func parseMovie(p fieldProblems, n int, raw []byte, text string, i int) (m movie
 			i = valueEnd(raw, i)
 		}
 		if f >= 0 {
-			fields[f], starts[f], plain[f] = raw[valueStart:i], valueStart, isPlain
+			fields[f].start, fields[f].end, fields[f].plain = valueStart, i, isPlain
 		}
 		i = nextItem(raw, i)
 	}
@@ -209,12 +211,13 @@ func parseMovie(p fieldProblems, n int, raw []byte, text string, i int) (m movie
 	valid = true
 	var values [numMovieFields]string
 	var bad [numMovieFields]bool
-	for f, value := range fields {
+	for f, field := range fields {
 		var what string
-		if plain[f] {
-			values[f] = text[starts[f]+1 : starts[f]+len(value)-1]
-		} else {
-			values[f], what = stringValue(value)
+		switch {
+		case field.plain:
+			values[f] = text[field.start+1 : field.end-1]
+		case field.end > 0:
+			values[f], what = stringValue(raw[field.start:field.end])
 		}
 		if what != "" {
 			problem("."+movieFields[f], what)
@@ -225,7 +228,7 @@ func parseMovie(p fieldProblems, n int, raw []byte, text string, i int) (m movie
 	if !bad[fieldUUID] {
 		id, ok := canonicalUUID(m.UUID)
 		switch {
-		case fields[fieldUUID] == nil || m.UUID == "":
+		case m.UUID == "":
 			problem(".uuid", "is required")
 		case !ok:
 			problem(".uuid", "is not a valid UUID")
@@ -411,12 +414,8 @@ func countGenres(movies []movie) map[string]int {
 	for _, m := range movies {
 		mine.clear()
 		for rest := m.Genres; rest != ""; {
-			part := rest
-			if comma := strings.IndexByte(rest, ','); comma >= 0 {
-				part, rest = rest[:comma], rest[comma+1:]
-			} else {
-				rest = ""
-			}
+			var part string
+			part, rest, _ = strings.Cut(rest, ",")
 			if g := strings.TrimSpace(part); g != "" && mine.add(g) {
 				counts[g]++
 			}
